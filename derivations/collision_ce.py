@@ -1,0 +1,5 @@
+"""Family collision_ce: SymPy definitions and claims (to be written)."""
+
+from derivations._claim import Claim
+
+CLAIMS: tuple[Claim, ...] = ()

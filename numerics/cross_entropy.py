@@ -1,0 +1,141 @@
+r"""mpmath oracles for the cross-entropy baselines, written from the formulas.
+
+* soft-target CE: :math:`\ell_i=-\sum_c\alpha_{ic}\log\mathrm{softmax}(f_i/t)_c`, gradient
+  :math:`\partial\ell_i/\partial f_{ic}=(p_{ic}\sum_k\alpha_{ik}-\alpha_{ic})/t`;
+* label smoothing (torch convention): :math:`\alpha=(1-\varepsilon)e_y+\varepsilon/C`.
+
+Inputs are nested lists / arrays of floats; outputs are mpf at the working precision
+(:data:`numerics._mp.DEFAULT_DPS` = 50 digits unless the caller sets ``mp.dps``).
+The log-softmax is evaluated as ``x - lse(x)`` so a logit gap of 1e4 keeps full precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpmath import mp
+
+from derivations import CheckConfig, LegRegistry, LegResult, Tally
+from numerics._mp import DEFAULT_DPS, log_softmax, mat, mpf, softmax, workdps, xlogy
+
+PRECISE = LegRegistry("precise")
+
+
+def soft_ce_rows(logits: Any, targets: Any, t: Any = 1) -> list[Any]:
+    """Per-row soft-target CE :math:`-\\sum_c \\alpha_c \\log\\mathrm{softmax}(f/t)_c`."""
+    f, a, tt = mat(logits), mat(targets), mpf(t)
+    out = []
+    for fi, ai in zip(f, a, strict=True):
+        logp = log_softmax([x / tt for x in fi])
+        out.append(-mp.fsum(0 if ac == 0 else ac * lp for ac, lp in zip(ai, logp, strict=True)))
+    return out
+
+
+def soft_ce(logits: Any, targets: Any, t: Any = 1) -> Any:
+    """Mean over rows of :func:`soft_ce_rows`."""
+    rows = soft_ce_rows(logits, targets, t)
+    return mp.fsum(rows) / len(rows)
+
+
+def soft_ce_grad(logits: Any, targets: Any, t: Any = 1) -> list[list[Any]]:
+    """Gradient of :func:`soft_ce` (mean over N rows) with respect to the logits."""
+    f, a, tt = mat(logits), mat(targets), mpf(t)
+    n = len(f)
+    grad = []
+    for fi, ai in zip(f, a, strict=True):
+        p = softmax([x / tt for x in fi])
+        mass = mp.fsum(ai)
+        grad.append([(pc * mass - ac) / (tt * n) for pc, ac in zip(p, ai, strict=True)])
+    return grad
+
+
+def smoothed_targets(labels: list[int], num_classes: int, eps: Any) -> list[list[Any]]:
+    """torch's label-smoothing target :math:`(1-\\varepsilon)e_y + \\varepsilon/C`."""
+    e = mpf(eps)
+    return [
+        [(1 - e) * (1 if c == y else 0) + e / num_classes for c in range(num_classes)]
+        for y in labels
+    ]
+
+
+def label_smoothing_ce(logits: Any, labels: list[int], eps: Any, t: Any = 1) -> Any:
+    """Label-smoothed CE as the soft CE against :func:`smoothed_targets`."""
+    c = len(mat(logits)[0])
+    return soft_ce(logits, smoothed_targets(labels, c, eps), t)
+
+
+def nll(logits: Any, labels: list[int], t: Any = 1) -> Any:
+    """Mean hard-label NLL."""
+    f, tt = mat(logits), mpf(t)
+    return mp.fsum(-log_softmax([x / tt for x in fi])[y] for fi, y in zip(f, labels, strict=True)) / len(f)
+
+
+def entropy(p: list[Any]) -> Any:
+    return -mp.fsum(xlogy(x, x) for x in p)
+
+
+# ----------------------------------------------------------------------------- precise legs
+
+
+def _random_case(rng: Any, n: int, c: int, scale: float) -> tuple[list[list[float]], list[int]]:
+    logits = (rng.standard_normal((n, c)) * scale).tolist()
+    labels = rng.integers(0, c, size=n).tolist()
+    return logits, labels
+
+
+@PRECISE.register("cross_entropy.label_smoothing_decomposition")
+def _ls_decomposition(cfg: CheckConfig) -> LegResult:
+    import numpy as np
+
+    rng = np.random.default_rng(cfg.seed_for("cross_entropy.label_smoothing_decomposition"))
+    tally = Tally("precise", rtol=1e-40, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for k in range(cfg.points(60)):
+            n, c = int(rng.integers(1, 5)), int(rng.integers(2, 12))
+            scale = float(10 ** rng.uniform(-2, 4))  # logits up to ~1e4
+            logits, labels = _random_case(rng, n, c, scale)
+            eps = float(rng.uniform(0, 1))
+            lhs = label_smoothing_ce(logits, labels, eps)
+            uniform = [[mpf(1) / c] * c for _ in range(n)]
+            rhs = (1 - mpf(eps)) * nll(logits, labels) + mpf(eps) * soft_ce(logits, uniform)
+            tally.close(lhs, rhs, f"point {k}: C={c}, eps={eps:.4g}, scale={scale:.3g}")
+    return tally.result("CE_eps vs (1-eps)*CE + eps*uniform CE at 50 digits")
+
+
+@PRECISE.register("cross_entropy.soft_ce_gradient")
+def _soft_ce_gradient(cfg: CheckConfig) -> LegResult:
+    """Closed form p*sum(alpha) - alpha against mpmath.diff of the oracle value."""
+    import numpy as np
+
+    rng = np.random.default_rng(cfg.seed_for("cross_entropy.soft_ce_gradient"))
+    tally = Tally("precise", rtol=1e-30, atol=1e-30, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for k in range(cfg.points(12, 4)):
+            c = int(rng.integers(2, 6))
+            t = float(10 ** rng.uniform(-1, 1))
+            logits = (rng.standard_normal(c) * 3).tolist()
+            alpha = rng.dirichlet(np.ones(c)).tolist()
+            closed = soft_ce_grad([logits], [alpha], t)[0]
+            for j in range(c):
+
+                def f_j(x: Any, j: int = j) -> Any:
+                    row = [mpf(v) for v in logits]
+                    row[j] = x
+                    return soft_ce([row], [alpha], t)
+
+                numeric = mp.diff(f_j, mpf(logits[j]))
+                tally.close(closed[j], numeric, f"point {k}, class {j}")
+    return tally.result("closed-form gradient vs mpmath.diff (step method, +10 digits)")
+
+
+__all__ = [
+    "DEFAULT_DPS",
+    "PRECISE",
+    "entropy",
+    "label_smoothing_ce",
+    "nll",
+    "smoothed_targets",
+    "soft_ce",
+    "soft_ce_grad",
+    "soft_ce_rows",
+]

@@ -1,0 +1,5 @@
+"""Family infonce: mpmath oracle and precise legs (to be written)."""
+
+from derivations import LegRegistry
+
+PRECISE = LegRegistry("precise")

@@ -1,0 +1,5 @@
+"""Family soft_target_infonce: mpmath oracle and precise legs (to be written)."""
+
+from derivations import LegRegistry
+
+PRECISE = LegRegistry("precise")

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``softnce`` CLI (one module each, see :mod:`softnce_theory.cli`)."""

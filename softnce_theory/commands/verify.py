@@ -1,0 +1,128 @@
+"""``softnce verify``: check every claim on its symbolic, precise and production legs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from derivations import FAMILIES, CheckConfig
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check every claim (symbolic, 50-digit and production legs) and report",
+        description=(
+            "Run the claim catalogue: SymPy proofs, mpmath oracles at >= 50 digits, and the "
+            "production torch losses in float64. Also checks every production loss against "
+            "its oracle. Exits 1 iff a claim is refuted or a check errors."
+        ),
+    )
+    p.add_argument("--family", action="append", choices=FAMILIES, help="only this family (repeatable)")
+    p.add_argument("--claim", action="append", metavar="ID", help="only this claim id (repeatable)")
+    p.add_argument("--quick", action="store_true", help="fewer random points per numeric leg")
+    p.add_argument("--json", action="store_true", help="print claims.json to stdout instead of a table")
+    p.add_argument("--report", metavar="DIR", default=None, help="write claims.json and REPORT.md here")
+    p.add_argument("--seed", type=int, default=CheckConfig.seed, help="global seed (default %(default)s)")
+    p.add_argument("--dps", type=int, default=50, help="mpmath digits (>= 50, default %(default)s)")
+    p.add_argument("--no-conformance", action="store_true", help="skip loss-vs-oracle conformance checks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from softnce_theory.engine import check_claim, production_registry, run_conformance, select_claims
+    from softnce_theory.engine._report import build_json, build_markdown, summary, write_report
+    from numerics import precise_registry
+
+    if args.dps < 50:
+        raise ValueError(f"--dps must be >= 50, got {args.dps}")
+    cfg = CheckConfig(seed=args.seed, quick=args.quick, dps=args.dps)
+    claims = select_claims(args.family, args.claim)
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    precise, production = precise_registry(), production_registry()
+    results = []
+    with Progress(
+        TextColumn("[bold]verify"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=args.json or not console.is_terminal,
+    ) as prog:
+        task = prog.add_task("", total=len(claims))
+        for c in claims:
+            prog.update(task, description=c.id)
+            results.append(check_claim(c, cfg, precise, production))
+            prog.advance(task)
+        conformance = {}
+        if not args.no_conformance and not args.claim:
+            prog.update(task, description="production losses vs oracles")
+            conformance = run_conformance(cfg, args.family)
+    seconds = time.perf_counter() - t0
+    data = (
+        write_report(args.report, results, conformance, cfg, seconds)
+        if args.report
+        else build_json(results, conformance, cfg, seconds)
+    )
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        print()
+    else:
+        _print_table(console, results, conformance, seconds)
+        if args.report:
+            console.print(f"wrote {args.report}/claims.json and {args.report}/REPORT.md")
+    bad = [r for r in results if r.status in ("refuted", "error")]
+    bad_conf = [k for k, v in conformance.items() if v.outcome != "pass"]
+    _ = build_markdown, summary  # re-exported for plugins that render their own reports
+    return 1 if bad or bad_conf else 0
+
+
+def _print_table(console: Any, results: list[Any], conformance: dict[str, Any], seconds: float) -> None:
+    from rich.table import Table
+
+    from softnce_theory.engine._report import summary
+
+    colours = {"proved": "green", "checked": "cyan", "refuted": "bold red", "error": "bold magenta"}
+    table = Table(title="claims", show_lines=False)
+    for col in ("claim", "kind", "status", "evidence"):
+        table.add_column(col)
+    for r in results:
+        ev = []
+        for leg in r.legs:
+            if leg.leg == "symbolic" and leg.proof is not None:
+                ev.append(f"sym:{'proved' if leg.proof.proved else leg.outcome} ({leg.proof.scope})")
+            elif leg.max_rel_err is not None:
+                ev.append(f"{leg.leg[:4]}:{leg.outcome} n={leg.n_points} rel={leg.max_rel_err:.1e}")
+            else:
+                ev.append(f"{leg.leg[:4]}:{leg.outcome} n={leg.n_points}")
+        table.add_row(r.claim.id, r.claim.kind, f"[{colours[r.status]}]{r.status}[/]", "; ".join(ev))
+    out = console.__class__()  # stdout console for the results
+    out.print(table)
+    for r in results:
+        if r.status in ("refuted", "error"):
+            leg = next((x for x in r.legs if x.outcome in ("fail", "error")), None)
+            msg = (leg.counterexample or leg.detail) if leg else "missing evidence"
+            out.print(f"[{colours[r.status]}]{r.status}[/] {r.claim.id}: {msg}")
+    if conformance:
+        ct = Table(title="production losses vs mpmath oracles (float64)")
+        for col in ("loss", "outcome", "points", "max abs err", "max rel err"):
+            ct.add_column(col)
+        for k, v in conformance.items():
+            ct.add_row(k, v.outcome, str(v.n_points), f"{v.max_abs_err or 0:.2e}", f"{v.max_rel_err or 0:.2e}")
+            if v.outcome != "pass":
+                out.print(f"[bold red]{k}[/]: {v.counterexample or v.detail}")
+        out.print(ct)
+    s = summary(results)
+    out.print(
+        f"{len(results)} claims: {s['proved']} proved, {s['checked']} checked, "
+        f"{s['refuted']} refuted, {s['error']} errors in {seconds:.1f} s"
+    )

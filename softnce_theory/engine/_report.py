@@ -1,0 +1,146 @@
+"""Writers for ``claims.json`` (machine-readable) and ``REPORT.md`` (renders on GitHub)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from derivations import CheckConfig, LegResult
+from softnce_theory.engine._core import ClaimResult
+
+
+def versions() -> dict[str, str]:
+    import mpmath
+    import numpy
+    import sympy
+    import torch
+
+    from softnce_theory import __version__
+
+    return {
+        "softnce_theory": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "sympy": sympy.__version__,
+        "mpmath": mpmath.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def summary(results: list[ClaimResult]) -> dict[str, int]:
+    c = Counter(r.status for r in results)
+    return {s: c.get(s, 0) for s in ("proved", "checked", "refuted", "error")}
+
+
+def build_json(
+    results: list[ClaimResult],
+    conformance: dict[str, LegResult],
+    cfg: CheckConfig,
+    seconds: float,
+) -> dict[str, Any]:
+    return {
+        "schema": "softnce-theory/claims/1",
+        "versions": versions(),
+        "config": {"seed": cfg.seed, "quick": cfg.quick, "dps": cfg.dps},
+        "seconds": round(seconds, 3),
+        "summary": summary(results),
+        "claims": [r.to_json() for r in results],
+        "conformance": {k: v.to_json() for k, v in conformance.items()},
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2e}"
+
+
+def _evidence_line(r: LegResult) -> str:
+    if r.leg == "symbolic" and r.proof is not None:
+        p = r.proof
+        head = "proved" if p.proved else ("refuted" if p.refuted else "not closed")
+        assume = "; ".join(p.assumptions) or "none"
+        return f"**symbolic** ({head}, {p.scope}): {p.method}. Assumptions: {assume}."
+    bits = [f"**{r.leg}** {r.outcome}: {r.n_points} points"]
+    if r.dps:
+        bits.append(f"{r.dps} digits")
+    if r.dtype:
+        bits.append(r.dtype)
+    if r.max_abs_err is not None:
+        bits.append(f"max abs err {_fmt(r.max_abs_err)}, max rel err {_fmt(r.max_rel_err)}")
+    if r.min_margin is not None:
+        bits.append(f"min slack {r.min_margin:.3e}")
+    line = ", ".join(bits) + (f". {r.detail}" if r.detail else "")
+    if r.counterexample:
+        line += f"\n  - counterexample: `{r.counterexample}`"
+    return line
+
+
+def build_markdown(data_results: list[ClaimResult], conformance: dict[str, LegResult], meta: dict[str, Any]) -> str:
+    s = meta["summary"]
+    lines = [
+        "# softnce-theory verification report",
+        "",
+        f"{len(data_results)} claims: **{s['proved']} proved**, {s['checked']} checked, "
+        f"{s['refuted']} refuted, {s['error']} errors. Seed {meta['config']['seed']}, "
+        f"{meta['config']['dps']} digits, quick={meta['config']['quick']}, "
+        f"{meta['seconds']:.1f} s.",
+        "",
+        "`proved` means SymPy proved the statement for general symbols under the stated "
+        "assumptions and scope; `checked` means numeric legs only (counts and errors given).",
+        "",
+        "| claim | kind | status | legs |",
+        "|---|---|---|---|",
+    ]
+    for r in data_results:
+        legs = ", ".join(f"{x.leg}:{x.outcome}" for x in r.legs)
+        lines.append(f"| `{r.claim.id}` | {r.claim.kind} | **{r.status}** | {legs} |")
+    if conformance:
+        lines += ["", "## Production losses against the mpmath oracles (float64)", ""]
+        lines += ["| loss | outcome | points | max abs err | max rel err |", "|---|---|---|---|---|"]
+        for name, r in conformance.items():
+            lines.append(
+                f"| `{name}` | {r.outcome} | {r.n_points} | {_fmt(r.max_abs_err)} | {_fmt(r.max_rel_err)} |"
+            )
+    lines += ["", "## Claims", ""]
+    for r in data_results:
+        c = r.claim
+        lines += [
+            f"### `{c.id}` — {r.status}",
+            "",
+            c.text,
+            "",
+            "$$",
+            _latex_for_md(r),
+            "$$",
+            "",
+            f"- kind: {c.kind}; source: {c.source}",
+            f"- assumptions: {'; '.join(c.assumptions) or 'none'}",
+        ]
+        lines += [f"- {_evidence_line(x)}" for x in r.legs]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _latex_for_md(r: ClaimResult) -> str:
+    tex = r.to_json()["latex"]
+    return tex.replace("\n", " ")
+
+
+def write_report(
+    out_dir: str | os.PathLike[str],
+    results: list[ClaimResult],
+    conformance: dict[str, LegResult],
+    cfg: CheckConfig,
+    seconds: float,
+) -> dict[str, Any]:
+    data = build_json(results, conformance, cfg, seconds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "claims.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "REPORT.md").write_text(build_markdown(results, conformance, data))
+    return data

@@ -1,0 +1,6 @@
+"""Family collision_ce: production legs and conformance checks (to be written)."""
+
+from derivations import LegRegistry
+
+PRODUCTION = LegRegistry("production")
+CONFORMANCE = LegRegistry("production")

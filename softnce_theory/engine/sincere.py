@@ -1,0 +1,6 @@
+"""Family sincere: production legs and conformance checks (to be written)."""
+
+from derivations import LegRegistry
+
+PRODUCTION = LegRegistry("production")
+CONFORMANCE = LegRegistry("production")

@@ -1,0 +1,111 @@
+"""Cross-entropy baselines: production losses against the mpmath oracle and torch's convention."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from mpmath import mp
+
+from numerics import cross_entropy as oracle
+from softnce_theory.losses import cross_entropy as ce
+from softnce_theory.testing import strategies as sst
+
+RTOL64 = 1e-12
+
+
+def _grad(fn, x, *args, **kw):
+    x = x.detach().clone().requires_grad_(True)
+    out = fn(x, *args, **kw)
+    (g,) = torch.autograd.grad(out, x)
+    return out.detach(), g
+
+
+@given(data=st.data(), t=sst.temperatures())
+def test_soft_ce_matches_oracle_float64(data, t):
+    f = data.draw(sst.logits())
+    a = data.draw(sst.simplex_targets(*f.shape))
+    v, g = _grad(ce.soft_target_cross_entropy, sst.as_tensor(f), sst.as_tensor(a), temperature=t)
+    with mp.workdps(50):
+        want = oracle.soft_ce(f, a, t)
+        want_g = np.array([[float(x) for x in row] for row in oracle.soft_ce_grad(f, a, t)])
+    assert abs(float(v) - float(want)) <= RTOL64 * abs(float(want)) + 1e-300
+    np.testing.assert_allclose(g.numpy(), want_g, rtol=0, atol=RTOL64 * max(1e-300, np.abs(want_g).max()))
+
+
+@given(f=sst.logits(), eps=st.floats(0, 1), t=sst.temperatures())
+def test_label_smoothing_matches_oracle_and_torch(f, eps, t):
+    labels = np.arange(f.shape[0]) % f.shape[1]
+    x, y = sst.as_tensor(f), torch.as_tensor(labels)
+    v = float(ce.label_smoothing_cross_entropy(x, y, epsilon=eps, temperature=t))
+    with mp.workdps(50):
+        want = float(oracle.label_smoothing_ce(f, labels.tolist(), eps, t))
+    assert v == pytest.approx(want, rel=RTOL64, abs=1e-300)
+    assert v == pytest.approx(float(F.cross_entropy(x / t, y, label_smoothing=eps)), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-5), (torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
+@given(data=st.data())
+def test_low_precision_dtypes(dtype, rtol, data):
+    f = data.draw(sst.logits(max_abs=30.0))
+    a = data.draw(sst.simplex_targets(*f.shape))
+    x = sst.as_tensor(f, dtype)
+    a_t = sst.as_tensor(a, dtype)
+    out = ce.soft_target_cross_entropy(x, a_t, validate=False)
+    assert out.dtype == dtype
+    # reference: the float64 loss on the *same rounded inputs*, so only compute error is measured
+    ref = ce.soft_target_cross_entropy(x.double(), a_t.double(), validate=False)
+    assert float(out) == pytest.approx(float(ref), rel=rtol, abs=rtol)
+
+
+def test_zero_target_mass_with_minus_inf_logit_is_finite():
+    x = torch.tensor([[0.0, 1.0, float("-inf")]], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64)
+    out = ce.soft_target_cross_entropy(x, a)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(x.grad).all()
+
+
+def test_extreme_logits_no_nan():
+    x = torch.tensor([[1e4, -1e4, 0.0]], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)
+    out = ce.soft_target_cross_entropy(x, a, temperature=1e-3)
+    out.backward()
+    assert float(out) == pytest.approx(2e7, rel=1e-12)
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.full((2, 3), 0.5)), "targets rows must sum to 1"),
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), -torch.eye(3)[:2]), "targets must be non-negative"),
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.full((2, 3), float("nan"))), "targets must be finite"),
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.eye(3)[:2], temperature=0.0), "temperature must be finite and > 0"),
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.eye(3)), "targets must have the same shape"),
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(0, 3), torch.zeros(0, 3)), "logits must be a non-empty batch"),
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3, dtype=torch.int64), torch.eye(3)[:2]), "logits must have dtype"),
+        (lambda: ce.nll_loss(torch.zeros(2, 3), torch.tensor([0, 3])), r"labels must lie in \[0, 3\)"),
+        (lambda: ce.nll_loss(torch.zeros(2, 3), torch.tensor([0.0, 1.0])), "labels must have an integer dtype"),
+        (lambda: ce.label_smoothing_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), epsilon=1.5), r"epsilon must lie in \[0, 1\]"),
+        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.eye(3)[:2], reduction="avg"), "reduction must be one of"),
+    ],
+)
+def test_bad_input_raises(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_nan_logits_propagate():
+    x = torch.tensor([[float("nan"), 0.0]], dtype=torch.float64)
+    assert torch.isnan(ce.soft_target_cross_entropy(x, torch.tensor([[1.0, 0.0]], dtype=torch.float64)))
+
+
+def test_module_matches_functional():
+    x = torch.randn(4, 5, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 4])
+    assert torch.equal(ce.HardNLL()(x, y), ce.nll_loss(x, y))
+    assert torch.equal(ce.LabelSmoothingCrossEntropy(0.1)(x, y), ce.label_smoothing_cross_entropy(x, y, epsilon=0.1))
+    a = torch.softmax(torch.randn(4, 5, dtype=torch.float64), -1)
+    assert torch.equal(ce.SoftTargetCrossEntropy(2.0)(x, a), ce.soft_target_cross_entropy(x, a, temperature=2.0))
