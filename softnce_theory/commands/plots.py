@@ -1,0 +1,59 @@
+"""``softnce plots``: regenerate the proof-backed figures (each gated on its backing claims)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+FORMATS = ("png", "pdf", "svg")
+
+
+def register(sub: Any) -> None:
+    from softnce_theory.plots import FIGURES
+
+    p = sub.add_parser(
+        "plots",
+        help="draw the proof-backed figures (refused if a backing claim fails)",
+        description=(
+            "Each figure first runs its backing claims (quick legs); a figure whose claim is "
+            "refuted or errors is refused with a non-zero exit and no stale file is left. Every "
+            "figure gets a JSON sidecar (claims, data, seeds, versions). Figures: " + ", ".join(FIGURES)
+        ),
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="figures to draw (default: all)")
+    p.add_argument("--out", default="figures", help="output directory (default %(default)s)")
+    p.add_argument("--format", default="png", help="comma-separated: png,pdf,svg (default %(default)s)")
+    p.add_argument("--quick", action="store_true", help="smaller grids for expensive Monte Carlo")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random component")
+    p.add_argument("--from-json", metavar="SIDECAR", default=None, help="re-render one figure from its sidecar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from softnce_theory.plots import FIGURES, GateError, make
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"--format must be a comma-separated subset of {FORMATS}, got {args.format!r}")
+    names = args.names or list(FIGURES)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure(s) {unknown}; choose from {FIGURES}")
+    if args.from_json and len(names) != 1:
+        raise ValueError("--from-json re-renders exactly one figure: name it")
+    cache: dict[str, Any] = {}
+    failed = 0
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            paths = make(name, args.out, formats, quick=args.quick, seed=args.seed,
+                         from_json=args.from_json, results_cache=cache)
+        except GateError as exc:
+            print(f"REFUSED {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{name}: {', '.join(str(p) for p in paths)} ({time.perf_counter() - t0:.1f} s)")
+    return 1 if failed else 0

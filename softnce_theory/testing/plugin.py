@@ -1,0 +1,1 @@
+"""pytest plugin entry point (``pytest11``): fixtures and markers for guarding a user's loss."""
