@@ -33,7 +33,7 @@ FAMILIES: tuple[str, ...] = (
 )
 
 
-def family_module(family: str):  # noqa: ANN201 - module object
+def family_module(family: str):
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     return importlib.import_module(f"derivations.{family}")

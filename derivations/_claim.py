@@ -27,7 +27,14 @@ LegName = Literal["symbolic", "precise", "production"]
 Outcome = Literal["pass", "fail", "error", "skip"]
 Status = Literal["proved", "checked", "refuted", "error"]
 
-KINDS: tuple[str, ...] = ("identity", "inequality", "limit", "asymptotic", "gradient", "algorithmic")
+KINDS: tuple[str, ...] = (
+    "identity",
+    "inequality",
+    "limit",
+    "asymptotic",
+    "gradient",
+    "algorithmic",
+)
 LEGS: tuple[LegName, ...] = ("symbolic", "precise", "production")
 
 

@@ -67,7 +67,9 @@ def label_smoothing_ce(logits: Any, labels: list[int], eps: Any, t: Any = 1) -> 
 def nll(logits: Any, labels: list[int], t: Any = 1) -> Any:
     """Mean hard-label NLL."""
     f, tt = mat(logits), mpf(t)
-    return mp.fsum(-log_softmax([x / tt for x in fi])[y] for fi, y in zip(f, labels, strict=True)) / len(f)
+    return mp.fsum(
+        -log_softmax([x / tt for x in fi])[y] for fi, y in zip(f, labels, strict=True)
+    ) / len(f)
 
 
 def entropy(p: list[Any]) -> Any:
@@ -118,7 +120,13 @@ def _soft_ce_gradient(cfg: CheckConfig) -> LegResult:
             closed = soft_ce_grad([logits], [alpha], t)[0]
             for j in range(c):
 
-                def f_j(x: Any, j: int = j) -> Any:
+                def f_j(
+                    x: Any,
+                    j: int = j,
+                    logits: list[float] = logits,
+                    alpha: Any = alpha,
+                    t: float = t,
+                ) -> Any:
                     row = [mpf(v) for v in logits]
                     row[j] = x
                     return soft_ce([row], [alpha], t)

@@ -17,7 +17,11 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.register_profile("softnce-thorough", parent=settings.get_profile("softnce-dev"), max_examples=500)
+settings.register_profile(
+    "softnce-thorough", parent=settings.get_profile("softnce-dev"), max_examples=500
+)
 settings.load_profile(
-    os.environ.get("SOFTNCE_HYPOTHESIS_PROFILE", "softnce-ci" if os.environ.get("CI") else "softnce-dev")
+    os.environ.get(
+        "SOFTNCE_HYPOTHESIS_PROFILE", "softnce-ci" if os.environ.get("CI") else "softnce-dev"
+    )
 )

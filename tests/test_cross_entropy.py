@@ -31,7 +31,9 @@ def test_soft_ce_matches_oracle_float64(data, t):
         want = oracle.soft_ce(f, a, t)
         want_g = np.array([[float(x) for x in row] for row in oracle.soft_ce_grad(f, a, t)])
     assert abs(float(v) - float(want)) <= RTOL64 * abs(float(want)) + 1e-300
-    np.testing.assert_allclose(g.numpy(), want_g, rtol=0, atol=RTOL64 * max(1e-300, np.abs(want_g).max()))
+    np.testing.assert_allclose(
+        g.numpy(), want_g, rtol=0, atol=RTOL64 * max(1e-300, np.abs(want_g).max())
+    )
 
 
 @given(f=sst.logits(), eps=st.floats(0, 1), t=sst.temperatures())
@@ -45,7 +47,9 @@ def test_label_smoothing_matches_oracle_and_torch(f, eps, t):
     assert v == pytest.approx(float(F.cross_entropy(x / t, y, label_smoothing=eps)), rel=1e-12)
 
 
-@pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-5), (torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize(
+    "dtype,rtol", [(torch.float32, 1e-5), (torch.float16, 3e-3), (torch.bfloat16, 2e-2)]
+)
 @given(data=st.data())
 def test_low_precision_dtypes(dtype, rtol, data):
     f = data.draw(sst.logits(max_abs=30.0))
@@ -79,17 +83,60 @@ def test_extreme_logits_no_nan():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.full((2, 3), 0.5)), "targets rows must sum to 1"),
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), -torch.eye(3)[:2]), "targets must be non-negative"),
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.full((2, 3), float("nan"))), "targets must be finite"),
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.eye(3)[:2], temperature=0.0), "temperature must be finite and > 0"),
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.eye(3)), "targets must have the same shape"),
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(0, 3), torch.zeros(0, 3)), "logits must be a non-empty batch"),
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3, dtype=torch.int64), torch.eye(3)[:2]), "logits must have dtype"),
-        (lambda: ce.nll_loss(torch.zeros(2, 3), torch.tensor([0, 3])), r"labels must lie in \[0, 3\)"),
-        (lambda: ce.nll_loss(torch.zeros(2, 3), torch.tensor([0.0, 1.0])), "labels must have an integer dtype"),
-        (lambda: ce.label_smoothing_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), epsilon=1.5), r"epsilon must lie in \[0, 1\]"),
-        (lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.eye(3)[:2], reduction="avg"), "reduction must be one of"),
+        (
+            lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.full((2, 3), 0.5)),
+            "targets rows must sum to 1",
+        ),
+        (
+            lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), -torch.eye(3)[:2]),
+            "targets must be non-negative",
+        ),
+        (
+            lambda: ce.soft_target_cross_entropy(
+                torch.zeros(2, 3), torch.full((2, 3), float("nan"))
+            ),
+            "targets must be finite",
+        ),
+        (
+            lambda: ce.soft_target_cross_entropy(
+                torch.zeros(2, 3), torch.eye(3)[:2], temperature=0.0
+            ),
+            "temperature must be finite and > 0",
+        ),
+        (
+            lambda: ce.soft_target_cross_entropy(torch.zeros(2, 3), torch.eye(3)),
+            "targets must have the same shape",
+        ),
+        (
+            lambda: ce.soft_target_cross_entropy(torch.zeros(0, 3), torch.zeros(0, 3)),
+            "logits must be a non-empty batch",
+        ),
+        (
+            lambda: ce.soft_target_cross_entropy(
+                torch.zeros(2, 3, dtype=torch.int64), torch.eye(3)[:2]
+            ),
+            "logits must have dtype",
+        ),
+        (
+            lambda: ce.nll_loss(torch.zeros(2, 3), torch.tensor([0, 3])),
+            r"labels must lie in \[0, 3\)",
+        ),
+        (
+            lambda: ce.nll_loss(torch.zeros(2, 3), torch.tensor([0.0, 1.0])),
+            "labels must have an integer dtype",
+        ),
+        (
+            lambda: ce.label_smoothing_cross_entropy(
+                torch.zeros(2, 3), torch.tensor([0, 1]), epsilon=1.5
+            ),
+            r"epsilon must lie in \[0, 1\]",
+        ),
+        (
+            lambda: ce.soft_target_cross_entropy(
+                torch.zeros(2, 3), torch.eye(3)[:2], reduction="avg"
+            ),
+            "reduction must be one of",
+        ),
     ],
 )
 def test_bad_input_raises(call, match):
@@ -99,13 +146,20 @@ def test_bad_input_raises(call, match):
 
 def test_nan_logits_propagate():
     x = torch.tensor([[float("nan"), 0.0]], dtype=torch.float64)
-    assert torch.isnan(ce.soft_target_cross_entropy(x, torch.tensor([[1.0, 0.0]], dtype=torch.float64)))
+    assert torch.isnan(
+        ce.soft_target_cross_entropy(x, torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+    )
 
 
 def test_module_matches_functional():
     x = torch.randn(4, 5, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 4])
     assert torch.equal(ce.HardNLL()(x, y), ce.nll_loss(x, y))
-    assert torch.equal(ce.LabelSmoothingCrossEntropy(0.1)(x, y), ce.label_smoothing_cross_entropy(x, y, epsilon=0.1))
+    assert torch.equal(
+        ce.LabelSmoothingCrossEntropy(0.1)(x, y),
+        ce.label_smoothing_cross_entropy(x, y, epsilon=0.1),
+    )
     a = torch.softmax(torch.randn(4, 5, dtype=torch.float64), -1)
-    assert torch.equal(ce.SoftTargetCrossEntropy(2.0)(x, a), ce.soft_target_cross_entropy(x, a, temperature=2.0))
+    assert torch.equal(
+        ce.SoftTargetCrossEntropy(2.0)(x, a), ce.soft_target_cross_entropy(x, a, temperature=2.0)
+    )

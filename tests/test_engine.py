@@ -12,8 +12,15 @@ CFG = CheckConfig(quick=True)
 
 def _claim(cid, evidence, prove=None, statement=lambda: sp.Eq(sp.log(x**2), 2 * sp.log(x))):
     return Claim(
-        id=cid, family="test", kind="identity", text="test claim", statement=statement,
-        source="test", assumptions=("x > 0",), evidence=evidence, prove=prove,
+        id=cid,
+        family="test",
+        kind="identity",
+        text="test claim",
+        statement=statement,
+        source="test",
+        assumptions=("x > 0",),
+        evidence=evidence,
+        prove=prove,
     )
 
 
@@ -51,7 +58,9 @@ def test_true_claim_without_proof_is_checked_not_proved():
 
 
 def test_unclosed_proof_attempt_never_proves():
-    claim = _claim("test.unclosed", ("symbolic", "precise"), prove=lambda: Proof(False, "tried", "general"))
+    claim = _claim(
+        "test.unclosed", ("symbolic", "precise"), prove=lambda: Proof(False, "tried", "general")
+    )
 
     def leg(cfg):
         t = Tally("precise", rtol=1e-12)
@@ -66,10 +75,14 @@ def test_unclosed_proof_attempt_never_proves():
 
 def test_symbolic_proof_gives_proved():
     def prove():
-        return Proof(sp.simplify(sp.expand_log(sp.log(x**2)) - 2 * sp.log(x)) == 0, "expand_log", "x > 0")
+        return Proof(
+            sp.simplify(sp.expand_log(sp.log(x**2)) - 2 * sp.log(x)) == 0, "expand_log", "x > 0"
+        )
 
     claim = _claim("test.proved", ("symbolic",), prove=prove)
-    r = check_claim(claim, CFG, precise=LegRegistry("precise"), production=LegRegistry("production"))
+    r = check_claim(
+        claim, CFG, precise=LegRegistry("precise"), production=LegRegistry("production")
+    )
     assert r.status == "proved"
 
 

@@ -15,8 +15,12 @@ def register(sub: Any) -> None:
         help="list and search the claims (no checks run)",
         description="List the claim catalogue. Filters combine (AND).",
     )
-    p.add_argument("search", nargs="?", default=None, help="case-insensitive text in id, text or source")
-    p.add_argument("--family", action="append", choices=FAMILIES, help="only this family (repeatable)")
+    p.add_argument(
+        "search", nargs="?", default=None, help="case-insensitive text in id, text or source"
+    )
+    p.add_argument(
+        "--family", action="append", choices=FAMILIES, help="only this family (repeatable)"
+    )
     p.add_argument("--kind", default=None, help="only this kind (identity, inequality, ...)")
     p.add_argument("--latex", action="store_true", help="export as a LaTeX appendix (itemize)")
     p.add_argument("--json", action="store_true", help="machine-readable list")
@@ -33,11 +37,23 @@ def run(args: argparse.Namespace) -> int:
         q = args.search.lower()
         claims = [c for c in claims if q in f"{c.id} {c.text} {c.source}".lower()]
     if args.json:
-        print(json.dumps([
-            {"id": c.id, "family": c.family, "kind": c.kind, "text": c.text, "source": c.source,
-             "assumptions": list(c.assumptions), "evidence": list(c.evidence)}
-            for c in claims
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": c.id,
+                        "family": c.family,
+                        "kind": c.kind,
+                        "text": c.text,
+                        "source": c.source,
+                        "assumptions": list(c.assumptions),
+                        "evidence": list(c.evidence),
+                    }
+                    for c in claims
+                ],
+                indent=2,
+            )
+        )
     elif args.latex:
         print(_latex(claims))
     else:
@@ -48,7 +64,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+    ):
         s = s.replace(a, b)
     return s
 
@@ -58,6 +80,8 @@ def _latex(claims: list[Any]) -> str:
     for c in claims:
         lines.append(rf"\item \texttt{{{_escape(c.id)}}} ({c.kind}). {_escape(c.text)}")
         lines.append(rf"\[ {c.latex()} \]")
-        lines.append(rf"Source: {_escape(c.source)}. Assumptions: {_escape('; '.join(c.assumptions) or 'none')}.")
+        lines.append(
+            rf"Source: {_escape(c.source)}. Assumptions: {_escape('; '.join(c.assumptions) or 'none')}."
+        )
     lines.append(r"\end{itemize}")
     return "\n".join(lines)

@@ -19,15 +19,20 @@ def register(sub: Any) -> None:
         description=(
             "Each figure first runs its backing claims (quick legs); a figure whose claim is "
             "refuted or errors is refused with a non-zero exit and no stale file is left. Every "
-            "figure gets a JSON sidecar (claims, data, seeds, versions). Figures: " + ", ".join(FIGURES)
+            "figure gets a JSON sidecar (claims, data, seeds, versions). Figures: "
+            + ", ".join(FIGURES)
         ),
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="figures to draw (default: all)")
     p.add_argument("--out", default="figures", help="output directory (default %(default)s)")
-    p.add_argument("--format", default="png", help="comma-separated: png,pdf,svg (default %(default)s)")
+    p.add_argument(
+        "--format", default="png", help="comma-separated: png,pdf,svg (default %(default)s)"
+    )
     p.add_argument("--quick", action="store_true", help="smaller grids for expensive Monte Carlo")
     p.add_argument("--seed", type=int, default=0, help="seed for every random component")
-    p.add_argument("--from-json", metavar="SIDECAR", default=None, help="re-render one figure from its sidecar")
+    p.add_argument(
+        "--from-json", metavar="SIDECAR", default=None, help="re-render one figure from its sidecar"
+    )
     p.set_defaults(func=run)
 
 
@@ -37,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
-        raise ValueError(f"--format must be a comma-separated subset of {FORMATS}, got {args.format!r}")
+        raise ValueError(
+            f"--format must be a comma-separated subset of {FORMATS}, got {args.format!r}"
+        )
     names = args.names or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
@@ -49,8 +56,15 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         t0 = time.perf_counter()
         try:
-            paths = make(name, args.out, formats, quick=args.quick, seed=args.seed,
-                         from_json=args.from_json, results_cache=cache)
+            paths = make(
+                name,
+                args.out,
+                formats,
+                quick=args.quick,
+                seed=args.seed,
+                from_json=args.from_json,
+                results_cache=cache,
+            )
         except GateError as exc:
             print(f"REFUSED {exc}", file=sys.stderr)
             failed += 1

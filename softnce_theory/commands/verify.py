@@ -21,14 +21,24 @@ def register(sub: Any) -> None:
             "its oracle. Exits 1 iff a claim is refuted or a check errors."
         ),
     )
-    p.add_argument("--family", action="append", choices=FAMILIES, help="only this family (repeatable)")
+    p.add_argument(
+        "--family", action="append", choices=FAMILIES, help="only this family (repeatable)"
+    )
     p.add_argument("--claim", action="append", metavar="ID", help="only this claim id (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer random points per numeric leg")
-    p.add_argument("--json", action="store_true", help="print claims.json to stdout instead of a table")
-    p.add_argument("--report", metavar="DIR", default=None, help="write claims.json and REPORT.md here")
-    p.add_argument("--seed", type=int, default=CheckConfig.seed, help="global seed (default %(default)s)")
+    p.add_argument(
+        "--json", action="store_true", help="print claims.json to stdout instead of a table"
+    )
+    p.add_argument(
+        "--report", metavar="DIR", default=None, help="write claims.json and REPORT.md here"
+    )
+    p.add_argument(
+        "--seed", type=int, default=CheckConfig.seed, help="global seed (default %(default)s)"
+    )
     p.add_argument("--dps", type=int, default=50, help="mpmath digits (>= 50, default %(default)s)")
-    p.add_argument("--no-conformance", action="store_true", help="skip loss-vs-oracle conformance checks")
+    p.add_argument(
+        "--no-conformance", action="store_true", help="skip loss-vs-oracle conformance checks"
+    )
     p.set_defaults(func=run)
 
 
@@ -36,9 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from softnce_theory.engine import check_claim, production_registry, run_conformance, select_claims
-    from softnce_theory.engine._report import build_json, build_markdown, summary, write_report
     from numerics import precise_registry
+    from softnce_theory.engine import (
+        check_claim,
+        production_registry,
+        run_conformance,
+        select_claims,
+    )
+    from softnce_theory.engine._report import build_json, build_markdown, summary, write_report
 
     if args.dps < 50:
         raise ValueError(f"--dps must be >= 50, got {args.dps}")
@@ -86,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if bad or bad_conf else 0
 
 
-def _print_table(console: Any, results: list[Any], conformance: dict[str, Any], seconds: float) -> None:
+def _print_table(
+    console: Any, results: list[Any], conformance: dict[str, Any], seconds: float
+) -> None:
     from rich.table import Table
 
     from softnce_theory.engine._report import summary
@@ -99,12 +116,16 @@ def _print_table(console: Any, results: list[Any], conformance: dict[str, Any], 
         ev = []
         for leg in r.legs:
             if leg.leg == "symbolic" and leg.proof is not None:
-                ev.append(f"sym:{'proved' if leg.proof.proved else leg.outcome} ({leg.proof.scope})")
+                ev.append(
+                    f"sym:{'proved' if leg.proof.proved else leg.outcome} ({leg.proof.scope})"
+                )
             elif leg.max_rel_err is not None:
                 ev.append(f"{leg.leg[:4]}:{leg.outcome} n={leg.n_points} rel={leg.max_rel_err:.1e}")
             else:
                 ev.append(f"{leg.leg[:4]}:{leg.outcome} n={leg.n_points}")
-        table.add_row(r.claim.id, r.claim.kind, f"[{colours[r.status]}]{r.status}[/]", "; ".join(ev))
+        table.add_row(
+            r.claim.id, r.claim.kind, f"[{colours[r.status]}]{r.status}[/]", "; ".join(ev)
+        )
     out = console.__class__()  # stdout console for the results
     out.print(table)
     for r in results:
@@ -117,7 +138,13 @@ def _print_table(console: Any, results: list[Any], conformance: dict[str, Any], 
         for col in ("loss", "outcome", "points", "max abs err", "max rel err"):
             ct.add_column(col)
         for k, v in conformance.items():
-            ct.add_row(k, v.outcome, str(v.n_points), f"{v.max_abs_err or 0:.2e}", f"{v.max_rel_err or 0:.2e}")
+            ct.add_row(
+                k,
+                v.outcome,
+                str(v.n_points),
+                f"{v.max_abs_err or 0:.2e}",
+                f"{v.max_rel_err or 0:.2e}",
+            )
             if v.outcome != "pass":
                 out.print(f"[bold red]{k}[/]: {v.counterexample or v.detail}")
         out.print(ct)

@@ -20,9 +20,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from derivations import FAMILIES, CheckConfig, Claim, LegRegistry, LegResult, Proof, all_claims
+from derivations._claim import LegName, Outcome
 from numerics import precise_registry
 
 
@@ -118,13 +120,13 @@ def status_of(claim: Claim, legs: list[LegResult]) -> str:
     return "error"
 
 
-def _timed(leg: str, fn: Callable[[], LegResult]) -> LegResult:
+def _timed(leg: LegName, fn: Callable[[], LegResult]) -> LegResult:
     t0 = time.perf_counter()
     try:
         res = fn()
     except Exception as exc:
         res = LegResult(
-            leg=leg,  # type: ignore[arg-type]
+            leg=leg,
             outcome="error",
             detail=f"{type(exc).__name__}: {exc}",
             extra={"traceback": traceback.format_exc(limit=6)},
@@ -136,6 +138,7 @@ def _timed(leg: str, fn: Callable[[], LegResult]) -> LegResult:
 def run_symbolic(claim: Claim) -> LegResult:
     assert claim.prove is not None
     proof: Proof = claim.prove()
+    outcome: Outcome
     if proof.refuted:
         outcome = "fail"
     elif proof.proved:
@@ -144,7 +147,7 @@ def run_symbolic(claim: Claim) -> LegResult:
         outcome = "skip"  # attempted, did not close: no evidence either way
     return LegResult(
         leg="symbolic",
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         detail=proof.method + (f" ({proof.detail})" if proof.detail else ""),
         counterexample=proof.counterexample,
         proof=proof,
@@ -163,14 +166,18 @@ def check_claim(
     t0 = time.perf_counter()
     legs: list[LegResult] = []
     if claim.prove is not None:
-        legs.append(_timed("symbolic", lambda: run_symbolic(claim)))
-    for name, reg in (("precise", precise), ("production", production)):
+        legs.append(_timed("symbolic", partial(run_symbolic, claim)))
+    legs_by: tuple[tuple[LegName, LegRegistry], ...] = (
+        ("precise", precise),
+        ("production", production),
+    )
+    for name, reg in legs_by:
         fn = reg.get(claim.id)
         if fn is not None:
-            legs.append(_timed(name, lambda fn=fn: fn(cfg)))
+            legs.append(_timed(name, partial(fn, cfg)))
         elif name in claim.evidence:
             legs.append(
-                LegResult(leg=name, outcome="error", detail=f"required {name} leg not implemented")  # type: ignore[arg-type]
+                LegResult(leg=name, outcome="error", detail=f"required {name} leg not implemented")
             )
     return ClaimResult(claim, status_of(claim, legs), legs, time.perf_counter() - t0)
 
@@ -192,11 +199,9 @@ def select_claims(
     return claims
 
 
-def run_conformance(
-    cfg: CheckConfig, families: list[str] | None = None
-) -> dict[str, LegResult]:
+def run_conformance(cfg: CheckConfig, families: list[str] | None = None) -> dict[str, LegResult]:
     """Production losses against their mpmath oracles (float64, value and gradient)."""
     out = {}
     for name, fn in conformance_registry(families).items():
-        out[name] = _timed("production", lambda fn=fn: fn(cfg))
+        out[name] = _timed("production", partial(fn, cfg))
     return out

@@ -80,7 +80,9 @@ def _evidence_line(r: LegResult) -> str:
     return line
 
 
-def build_markdown(data_results: list[ClaimResult], conformance: dict[str, LegResult], meta: dict[str, Any]) -> str:
+def build_markdown(
+    data_results: list[ClaimResult], conformance: dict[str, LegResult], meta: dict[str, Any]
+) -> str:
     s = meta["summary"]
     lines = [
         "# softnce-theory verification report",
@@ -101,10 +103,14 @@ def build_markdown(data_results: list[ClaimResult], conformance: dict[str, LegRe
         lines.append(f"| `{r.claim.id}` | {r.claim.kind} | **{r.status}** | {legs} |")
     if conformance:
         lines += ["", "## Production losses against the mpmath oracles (float64)", ""]
-        lines += ["| loss | outcome | points | max abs err | max rel err |", "|---|---|---|---|---|"]
-        for name, r in conformance.items():
+        lines += [
+            "| loss | outcome | points | max abs err | max rel err |",
+            "|---|---|---|---|---|",
+        ]
+        for name, leg in conformance.items():
             lines.append(
-                f"| `{name}` | {r.outcome} | {r.n_points} | {_fmt(r.max_abs_err)} | {_fmt(r.max_rel_err)} |"
+                f"| `{name}` | {leg.outcome} | {leg.n_points} | {_fmt(leg.max_abs_err)} "
+                f"| {_fmt(leg.max_rel_err)} |"
             )
     lines += ["", "## Claims", ""]
     for r in data_results:

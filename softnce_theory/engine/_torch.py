@@ -21,7 +21,10 @@ def value_and_grad(
     fn: Callable[..., torch.Tensor], *args: Any, wrt: int = 0, **kwargs: Any
 ) -> tuple[float, np.ndarray]:
     """Evaluate ``fn(*args, **kwargs)`` (a scalar) and its autograd gradient w.r.t. ``args[wrt]``."""
-    xs = [a.detach().clone().requires_grad_(k == wrt) if isinstance(a, torch.Tensor) else a for k, a in enumerate(args)]
+    xs = [
+        a.detach().clone().requires_grad_(k == wrt) if isinstance(a, torch.Tensor) else a
+        for k, a in enumerate(args)
+    ]
     out = fn(*xs, **kwargs)
     (g,) = torch.autograd.grad(out, xs[wrt])
     return float(out.detach()), g.detach().numpy()

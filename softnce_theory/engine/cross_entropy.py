@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,15 +43,24 @@ def _ls_gradient(cfg: CheckConfig) -> LegResult:
         z = logits - logits.max(1, keepdims=True)
         p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
         alpha = (1 - eps) * np.eye(c)[labels] + eps / c
-        tally.close_normwise(g.ravel(), ((p - alpha) / n).ravel(), f"case {k} (C={c}, eps={eps:.3g})")
+        tally.close_normwise(
+            g.ravel(), ((p - alpha) / n).ravel(), f"case {k} (C={c}, eps={eps:.3g})"
+        )
         if k < 4:
-            gc_ok += gradcheck(lambda v, lab=lab, eps=eps: ce.label_smoothing_cross_entropy(v, lab, epsilon=eps), x / max(1.0, float(np.abs(logits).max())))
+            fn = partial(ce.label_smoothing_cross_entropy, labels=lab, epsilon=eps)
+            gc_ok += gradcheck(fn, x / max(1.0, float(np.abs(logits).max())))
             # also agree with torch's own convention
             want = float(F.cross_entropy(x, lab, label_smoothing=eps))
-            tally.close(float(ce.label_smoothing_cross_entropy(x, lab, epsilon=eps)), want, f"case {k} vs F.cross_entropy")
+            tally.close(
+                float(ce.label_smoothing_cross_entropy(x, lab, epsilon=eps)),
+                want,
+                f"case {k} vs F.cross_entropy",
+            )
     if gc_ok < min(4, cfg.points(40)):
         tally.fail(f"torch.autograd.gradcheck failed on {min(4, cfg.points(40)) - gc_ok} cases")
-    return tally.result("autograd vs closed form (p - alpha)/N; gradcheck; value vs F.cross_entropy")
+    return tally.result(
+        "autograd vs closed form (p - alpha)/N; gradcheck; value vs F.cross_entropy"
+    )
 
 
 @PRODUCTION.register("cross_entropy.soft_ce_gradient")
@@ -98,7 +109,11 @@ def _conf_ls(cfg: CheckConfig) -> LegResult:
             logits = rng.standard_normal((n, c)) * logit_scale(rng)
             labels = rng.integers(0, c, size=n)
             eps = float(rng.uniform(0, 1))
-            v = float(ce.label_smoothing_cross_entropy(t64(logits), torch.as_tensor(labels), epsilon=eps, temperature=t))
+            v = float(
+                ce.label_smoothing_cross_entropy(
+                    t64(logits), torch.as_tensor(labels), epsilon=eps, temperature=t
+                )
+            )
             tally.close(v, oracle.label_smoothing_ce(logits, labels.tolist(), eps, t), f"case {k}")
             v2 = float(ce.nll_loss(t64(logits), torch.as_tensor(labels), temperature=t))
             tally.close(v2, oracle.nll(logits, labels.tolist(), t), f"case {k} nll")

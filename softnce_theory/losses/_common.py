@@ -99,7 +99,9 @@ def check_simplex(
     dev = (p.double().sum(-1) - 1.0).abs()
     if dev.numel() and bool((dev > t).any()):
         worst = float(dev.max())
-        raise ValueError(f"{name} rows must sum to 1 (tolerance {t:.1e}); worst |sum - 1| = {worst:.3e}")
+        raise ValueError(
+            f"{name} rows must sum to 1 (tolerance {t:.1e}); worst |sum - 1| = {worst:.3e}"
+        )
 
 
 def check_probabilities(p: torch.Tensor, name: str, *, validate: bool = True) -> None:
@@ -125,9 +127,7 @@ def check_labels(
     if num_classes is not None and values_checked(validate) and labels.numel():
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
-            raise ValueError(
-                f"{name} must lie in [0, {num_classes}); found values in [{lo}, {hi}]"
-            )
+            raise ValueError(f"{name} must lie in [0, {num_classes}); found values in [{lo}, {hi}]")
     return labels
 
 

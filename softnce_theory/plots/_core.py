@@ -69,7 +69,9 @@ class GateError(RuntimeError):
     """A figure's backing claim did not pass: the figure is refused."""
 
 
-def gate(fig: Figure, seed: int, results_cache: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def gate(
+    fig: Figure, seed: int, results_cache: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Run the figure's backing claims (quick legs). Raise :class:`GateError` unless each is
     ``proved`` or ``checked``. Returns the evidence summaries for the sidecar."""
     from derivations import CheckConfig, get_claim
@@ -102,7 +104,9 @@ def gate(fig: Figure, seed: int, results_cache: dict[str, Any] | None = None) ->
             why = res.counterexample or "; ".join(
                 f"{x.leg}: {x.detail}" for x in res.legs if x.outcome in ("fail", "error")
             )
-            raise GateError(f"figure {fig.name!r} refused: backing claim {cid} is {res.status} ({why})")
+            raise GateError(
+                f"figure {fig.name!r} refused: backing claim {cid} is {res.status} ({why})"
+            )
     return evidence
 
 
@@ -135,7 +139,13 @@ def _remove_stale(paths: list[Path]) -> None:
             p.unlink()
 
 
-def draw(fig: Figure, data: dict[str, Any], sidecar: dict[str, Any], out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
+def draw(
+    fig: Figure,
+    data: dict[str, Any],
+    sidecar: dict[str, Any],
+    out_dir: Path,
+    formats: tuple[str, ...],
+) -> list[Path]:
     """Render ``data`` with the figure's caption footer and save every format + the sidecar."""
     import matplotlib
 
@@ -146,13 +156,21 @@ def draw(fig: Figure, data: dict[str, Any], sidecar: dict[str, Any], out_dir: Pa
     mfig = plt.figure(figsize=fig.size, layout="constrained")
     fig.render(data, mfig)
     backing = ", ".join(f"{e['id']} [{e['status']}]" for e in sidecar["claims"])
-    mfig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))  # room for the footer
-    mfig.text(0.005, 0.005, f"Backed by: {backing}. {fig.caption}", fontsize=6.5, wrap=True, va="bottom")
+    engine = mfig.get_layout_engine()
+    if engine is not None:
+        engine.set(rect=(0, 0.06, 1, 0.94))  # type: ignore[call-arg]  # room for the footer
+    mfig.text(
+        0.005, 0.005, f"Backed by: {backing}. {fig.caption}", fontsize=6.5, wrap=True, va="bottom"
+    )
     written = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for fmt in formats:
         path = out_dir / f"{fig.name}.{fmt}"
-        meta: dict[str, Any] = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}, "svg": {"Date": None}}.get(fmt, {})
+        meta: dict[str, Any] = {
+            "png": {"Software": None},
+            "pdf": {"CreationDate": None, "Producer": None},
+            "svg": {"Date": None},
+        }.get(fmt, {})
         mfig.savefig(path, dpi=150, metadata=meta)
         written.append(path)
     plt.close(mfig)
@@ -181,7 +199,9 @@ def make(
     if from_json is not None:
         sidecar = json.loads(Path(from_json).read_text())
         if sidecar.get("figure") != fig.name:
-            raise ValueError(f"--from-json: {from_json} holds figure {sidecar.get('figure')!r}, not {fig.name!r}")
+            raise ValueError(
+                f"--from-json: {from_json} holds figure {sidecar.get('figure')!r}, not {fig.name!r}"
+            )
         _remove_stale(paths)
         return draw(fig, sidecar["data"], sidecar, out, formats)
     _remove_stale(paths)
