@@ -1,0 +1,411 @@
+r"""Ranking NCE, InfoNCE and the CLIP-style symmetric InfoNCE.
+
+* :func:`ranking_nce` -- the ranking objective of Ma & Collins (2018) on precomputed scores,
+  column 0 the positive, with the optional :math:`-\log q` noise correction.
+* :func:`info_nce` -- InfoNCE (van den Oord et al. 2018) from raw embeddings: in-batch keys, or
+  explicit negatives shared by all rows (``"unpaired"``) or per row (``"paired"``), cosine or dot
+  similarity, optional log-q correction (Ma & Collins' :math:`s - \log q`; the "logQ correction"
+  of Yi et al. 2019 for in-batch negatives).
+* :func:`symmetric_info_nce` -- CLIP's :math:`(L(a\to b) + L(b\to a))/2` on in-batch keys.
+
+Conventions shared by the three losses:
+
+* the per-row loss :math:`-\log\mathrm{softmax}(z)_{\mathrm{pos}}` is evaluated as
+  :math:`\log\big(1 + \sum_{k\ne\mathrm{pos}} e^{z_k - z_{\mathrm{pos}}}\big)` with ``logsumexp``
+  and ``logaddexp``, so losses far below 1 keep their relative precision;
+* computation runs in ``compute_dtype`` (at least float32; cosine normalisation happens there,
+  so float16 embeddings whose squared norm overflows float16 are safe); the result has the dtype
+  of the first argument (``scores``, ``query`` or ``a``);
+* the log-q correction is subtracted after the temperature: :math:`z = \mathrm{sim}/t - \log q`;
+* log q values must be finite. A ``-inf`` (a candidate with :math:`q = 0`, which the proposal
+  could not have drawn) raises ``ValueError`` when ``validate=True``; with ``validate=False`` it
+  yields ``nan``/``inf``. To drop a negative, set its *score* to ``-inf`` instead;
+* NaN/Inf in scores or embeddings propagate. With no negatives (one candidate) the loss is 0.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from softnce_theory.losses._common import (
+    Reduction,
+    check_float,
+    check_nonempty,
+    check_reduction,
+    check_same_shape,
+    check_temperature,
+    compute_dtype,
+    reduce,
+    values_checked,
+)
+
+__all__ = [
+    "InfoNCE",
+    "RankingNCE",
+    "SymmetricInfoNCE",
+    "info_nce",
+    "ranking_nce",
+    "symmetric_info_nce",
+]
+
+Similarity = Literal["cosine", "dot"]
+NegativeMode = Literal["unpaired", "paired"]
+SIMILARITIES = ("cosine", "dot")
+NEGATIVE_MODES = ("unpaired", "paired")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _positive_first_loss(z: torch.Tensor) -> torch.Tensor:
+    r"""Row-wise :math:`-\log\mathrm{softmax}(z)_0 = \log(1 + \sum_{k\ge1} e^{z_k - z_0})`."""
+    rest = torch.logsumexp(z[:, 1:] - z[:, :1], dim=1)
+    return torch.logaddexp(torch.zeros_like(rest), rest)
+
+
+def _diagonal_loss(z: torch.Tensor) -> torch.Tensor:
+    r"""Row-wise :math:`-\log\mathrm{softmax}(z_i)_i` for a square logit matrix."""
+    d = z - torch.diagonal(z).unsqueeze(1)
+    eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
+    rest = torch.logsumexp(d.masked_fill(eye, float("-inf")), dim=1)
+    return torch.logaddexp(torch.zeros_like(rest), rest)
+
+
+def _check_log_q(
+    x: object,
+    name: str,
+    shape: tuple[int, ...],
+    ref: torch.Tensor,
+    validate: bool,
+    ref_name: str = "query",
+) -> torch.Tensor:
+    """``x`` is a floating tensor that broadcasts to ``shape``, on ``ref``'s device, finite."""
+    t = check_float(x, name)
+    try:
+        ok = t.dim() <= len(shape) and tuple(torch.broadcast_shapes(t.shape, shape)) == shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must broadcast to shape {shape}, got {tuple(t.shape)}")
+    if t.device != ref.device:
+        raise ValueError(
+            f"{name} must be on the same device as {ref_name} ({ref.device}), got {t.device}"
+        )
+    if values_checked(validate) and t.numel() and not bool(torch.isfinite(t).all()):
+        if bool((t == float("-inf")).any()):
+            raise ValueError(
+                f"{name} contains -inf (q = 0): a candidate with zero proposal probability "
+                "cannot have been sampled; remove it, or give it a -inf score to mask it"
+            )
+        raise ValueError(f"{name} must be finite (found NaN or +inf)")
+    return t
+
+
+def _check_embeddings(x: object, name: str, ref: torch.Tensor | None, ndim: int) -> torch.Tensor:
+    t = check_float(x, name, ndim)
+    if ref is not None:
+        if t.dtype != ref.dtype:
+            raise ValueError(
+                f"{name} must have the same dtype as query ({ref.dtype}), got {t.dtype}"
+            )
+        if t.device != ref.device:
+            raise ValueError(
+                f"{name} must be on the same device as query ({ref.device}), got {t.device}"
+            )
+        if t.shape[-1] != ref.shape[-1]:
+            raise ValueError(
+                f"{name} must have embedding dimension D={ref.shape[-1]} (as query), "
+                f"got shape {tuple(t.shape)}"
+            )
+    return t
+
+
+def _check_similarity(similarity: str) -> None:
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+
+
+def _embed(x: torch.Tensor, dt: torch.dtype, similarity: str) -> torch.Tensor:
+    """Cast to the compute dtype, then L2-normalise rows for cosine similarity
+    (``F.normalize`` convention: divide by ``max(||x||, 1e-12)``)."""
+    x = x.to(dt)
+    return F.normalize(x, dim=-1) if similarity == "cosine" else x
+
+
+# ------------------------------------------------------------------------------ ranking NCE
+
+
+def ranking_nce(
+    scores: torch.Tensor,
+    *,
+    log_q: torch.Tensor | None = None,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""Ranking noise-contrastive estimation (positive in column 0).
+
+    .. math::
+        \ell_i = -(s_{i0} - \log q_{i0}) + \log\sum_{k=0}^{K} \exp(s_{ik} - \log q_{ik})
+              = \log\Big(1 + \sum_{k=1}^{K} e^{\bar s_{ik} - \bar s_{i0}}\Big),
+        \qquad \bar s = s - \log q
+
+    Source: Ma & Collins (2018), "Noise contrastive estimation and negative sampling for
+    conditional models: consistency and statistical efficiency", EMNLP (arXiv 1809.01812), §3,
+    the ranking objective :math:`\mathcal L_R` (here negated into a loss and averaged). For any
+    :math:`K\ge1` its population minimiser is :math:`s(x,y) = \log p(y|x) + c(x)`.
+
+    Args:
+        scores: ``(N, K+1)`` scores :math:`s(x_i, y_{ik})`; column 0 is the true label, the
+            other columns the :math:`K` noise samples.
+        log_q: optional :math:`\log q(y_{ik})` of the noise distribution, broadcastable to
+            ``scores`` (``(K+1,)``, ``(N, K+1)``, ...). Must be finite (see the module doc for
+            the ``-inf`` policy). ``None`` means no correction (uniform q).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` over rows.
+        validate: run the data-dependent finiteness check of ``log_q``.
+
+    A ``-inf`` score masks a noise candidate; ``K = 0`` (one column) gives a loss of 0.
+    """
+    check_float(scores, "scores", 2)
+    check_nonempty(scores, "scores")
+    if scores.shape[1] == 0:
+        raise ValueError("scores must have at least one column (column 0 is the positive)")
+    check_reduction(reduction)
+    if log_q is None:
+        s = scores.to(compute_dtype(scores))
+    else:
+        lq = _check_log_q(log_q, "log_q", tuple(scores.shape), scores, validate, "scores")
+        dt = compute_dtype(scores, lq)
+        s = scores.to(dt) - lq.to(dt)
+    return reduce(_positive_first_loss(s), reduction).to(scores.dtype)
+
+
+# ------------------------------------------------------------------------------ InfoNCE
+
+
+def info_nce(
+    query: torch.Tensor,
+    positive_key: torch.Tensor,
+    negative_keys: torch.Tensor | None = None,
+    *,
+    temperature: float = 0.1,
+    similarity: Similarity = "cosine",
+    negative_mode: NegativeMode = "unpaired",
+    key_log_q: torch.Tensor | None = None,
+    negative_log_q: torch.Tensor | None = None,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""InfoNCE (one direction: queries against keys).
+
+    .. math::
+        \ell_i = -\log\frac{\exp(z_{i,\mathrm{pos}})}{\sum_{c\in\mathcal C_i}\exp(z_{ic})},
+        \qquad z_{ic} = \mathrm{sim}(q_i, k_c)/t - \log q(k_c)
+
+    Source: van den Oord et al. (2018), "Representation learning with contrastive predictive
+    coding" (arXiv 1807.03748), eq. (4); with ``log q`` it is Ma & Collins' (2018) ranking NCE
+    on similarity scores (Yi et al. 2019's logQ correction for in-batch negatives).
+
+    Candidates :math:`\mathcal C_i`:
+
+    * ``negative_keys=None``: **in-batch** -- all ``B`` keys, the positive of row ``i`` is key
+      ``i`` (a ``B x B`` logit matrix, labels ``arange(B)``). This is exactly
+      ``info_nce(query, positive_key)`` of the info-nce-pytorch package (cosine, mean).
+    * ``negative_mode="unpaired"``: the positive key ``i`` followed by the ``M`` shared negatives
+      ``negative_keys`` ``(M, D)``.
+    * ``negative_mode="paired"``: the positive key ``i`` followed by ``negative_keys[i]``
+      (``(B, M, D)``).
+
+    Args:
+        query: ``(B, D)`` query embeddings (raw; normalised here for cosine).
+        positive_key: ``(B, D)`` positive keys, same dtype and device as ``query``.
+        negative_keys: ``None``, ``(M, D)`` (unpaired) or ``(B, M, D)`` (paired).
+        temperature: :math:`t > 0` (a Python number or 0-d tensor; not differentiable).
+        similarity: ``"cosine"`` (``F.normalize`` convention, norm clamped at 1e-12) or
+            ``"dot"``.
+        negative_mode: ``"unpaired"`` or ``"paired"`` (ignored without ``negative_keys``).
+        key_log_q: optional ``(B,)`` log noise probabilities of the keys: of every in-batch key
+            (column ``j``) or of each row's positive key (explicit negatives).
+        negative_log_q: optional log noise probabilities of the negatives, ``(M,)`` or
+            ``(B, M)``; requires ``negative_keys``.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        validate: run the data-dependent finiteness checks of the log-q tensors.
+    """
+    check_float(query, "query", 2)
+    check_nonempty(query, "query")
+    if query.shape[1] == 0:
+        raise ValueError("query must have a non-empty embedding dimension D (got D = 0)")
+    _check_embeddings(positive_key, "positive_key", query, 2)
+    check_same_shape(query, positive_key, "query", "positive_key")
+    t = check_temperature(temperature)
+    _check_similarity(similarity)
+    if negative_mode not in NEGATIVE_MODES:
+        raise ValueError(f"negative_mode must be one of {NEGATIVE_MODES}, got {negative_mode!r}")
+    check_reduction(reduction)
+    b = query.shape[0]
+    if negative_keys is not None:
+        nd = 2 if negative_mode == "unpaired" else 3
+        _check_embeddings(negative_keys, "negative_keys", query, nd)
+        if nd == 3 and negative_keys.shape[0] != b:
+            raise ValueError(
+                f"negative_keys must have shape (B={b}, M, D) for negative_mode='paired', "
+                f"got {tuple(negative_keys.shape)}"
+            )
+    elif negative_log_q is not None:
+        raise ValueError("negative_log_q requires negative_keys (got negative_keys=None)")
+    klq = None if key_log_q is None else _check_log_q(key_log_q, "key_log_q", (b,), query, validate)
+
+    dt = compute_dtype(query)
+    q = _embed(query, dt, similarity)
+    k = _embed(positive_key, dt, similarity)
+    if negative_keys is None:
+        z = (q @ k.T) / t
+        if klq is not None:
+            z = z - klq.to(dt).unsqueeze(0)
+        loss = _diagonal_loss(z)
+    else:
+        n = _embed(negative_keys, dt, similarity)
+        m = n.shape[-2]
+        pos = (q * k).sum(-1, keepdim=True) / t
+        neg = (q @ n.T) / t if n.dim() == 2 else (n @ q.unsqueeze(-1)).squeeze(-1) / t
+        if klq is not None:
+            pos = pos - klq.to(dt).unsqueeze(1)
+        if negative_log_q is not None:
+            nlq = _check_log_q(negative_log_q, "negative_log_q", (b, m), query, validate)
+            neg = neg - nlq.to(dt)
+        loss = _positive_first_loss(torch.cat([pos, neg], dim=1))
+    return reduce(loss, reduction).to(query.dtype)
+
+
+def symmetric_info_nce(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    temperature: float = 0.1,
+    similarity: Similarity = "cosine",
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""CLIP-style symmetric InfoNCE on in-batch keys.
+
+    .. math::
+        S_{ij} = \mathrm{sim}(a_i, b_j)/t,\qquad
+        \ell_i = \tfrac12\Big(-\log\mathrm{softmax}_j(S_{ij})_{i}
+                 - \log\mathrm{softmax}_r(S_{ri})_{i}\Big)
+
+    i.e. :math:`(L(a\to b) + L(b\to a))/2`, the :math:`b\to a` direction being the column-wise
+    softmax of the same similarity matrix. Source: Radford et al. (2021), CLIP
+    (arXiv 2103.00020), Figure 3.
+
+    Args:
+        a, b: ``(B, D)`` paired embeddings (same dtype and device).
+        temperature: :math:`t > 0`.
+        similarity: ``"cosine"`` or ``"dot"``.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per pair ``i``).
+        validate: accepted for API symmetry (there are no data-dependent checks).
+    """
+    del validate
+    check_float(a, "a", 2)
+    check_nonempty(a, "a")
+    if a.shape[1] == 0:
+        raise ValueError("a must have a non-empty embedding dimension D (got D = 0)")
+    _check_embeddings_pair(a, b)
+    t = check_temperature(temperature)
+    _check_similarity(similarity)
+    check_reduction(reduction)
+    dt = compute_dtype(a)
+    z = (_embed(a, dt, similarity) @ _embed(b, dt, similarity).T) / t
+    loss = (_diagonal_loss(z) + _diagonal_loss(z.T)) / 2
+    return reduce(loss, reduction).to(a.dtype)
+
+
+def _check_embeddings_pair(a: torch.Tensor, b: object) -> None:
+    t = check_float(b, "b", 2)
+    if t.dtype != a.dtype:
+        raise ValueError(f"b must have the same dtype as a ({a.dtype}), got {t.dtype}")
+    if t.device != a.device:
+        raise ValueError(f"b must be on the same device as a ({a.device}), got {t.device}")
+    check_same_shape(a, t, "a", "b")
+
+
+# ------------------------------------------------------------------------------ modules
+
+
+class RankingNCE(nn.Module):
+    """Module form of :func:`ranking_nce`."""
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, scores: torch.Tensor, log_q: torch.Tensor | None = None) -> torch.Tensor:
+        return ranking_nce(scores, log_q=log_q, reduction=self.reduction)
+
+
+class InfoNCE(nn.Module):
+    """Module form of :func:`info_nce`."""
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        similarity: Similarity = "cosine",
+        negative_mode: NegativeMode = "unpaired",
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.temperature = check_temperature(temperature)
+        _check_similarity(similarity)
+        if negative_mode not in NEGATIVE_MODES:
+            raise ValueError(
+                f"negative_mode must be one of {NEGATIVE_MODES}, got {negative_mode!r}"
+            )
+        check_reduction(reduction)
+        self.similarity: Similarity = similarity
+        self.negative_mode: NegativeMode = negative_mode
+        self.reduction: Reduction = reduction
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        positive_key: torch.Tensor,
+        negative_keys: torch.Tensor | None = None,
+        key_log_q: torch.Tensor | None = None,
+        negative_log_q: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return info_nce(
+            query,
+            positive_key,
+            negative_keys,
+            temperature=self.temperature,
+            similarity=self.similarity,
+            negative_mode=self.negative_mode,
+            key_log_q=key_log_q,
+            negative_log_q=negative_log_q,
+            reduction=self.reduction,
+        )
+
+
+class SymmetricInfoNCE(nn.Module):
+    """Module form of :func:`symmetric_info_nce`."""
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        similarity: Similarity = "cosine",
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.temperature = check_temperature(temperature)
+        _check_similarity(similarity)
+        check_reduction(reduction)
+        self.similarity: Similarity = similarity
+        self.reduction: Reduction = reduction
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return symmetric_info_nce(
+            a, b, temperature=self.temperature, similarity=self.similarity, reduction=self.reduction
+        )
