@@ -1,0 +1,323 @@
+r"""Aljundi et al. (2023): prototype cosine-softmax cross-entropy and ESupCon (**reconstructed**).
+
+Source: Aljundi, Patel, Šulc, Olmeda, Chumerin, "Contrastive Classification and Representation
+Learning with Probabilistic Interpretation", arXiv 2211.03646 (AAAI 2023). **The paper body
+was not available.** The formulas here are **reconstructed** (research note §3) from the
+abstract and the Fig. 1 caption: "class weights (prototypes) form positive pairs with
+corresponding class samples and negative pairs with other classes samples". The ESupCon
+formula lives in one function, :func:`esupcon_formula`, so that it is easy to correct once the
+paper's own equation is available.
+
+Notation: :math:`z_i` unit-norm embeddings, :math:`w_k` unit-norm class prototypes
+(``normalize=True``), prototype logits :math:`t_{ik}=z_i^\top w_k/\tau`, sample logits
+:math:`s_{ij}=z_i^\top z_j/\tau`; :math:`A(i), P(i), N(i)` as in
+:mod:`softnce_theory.losses.sincere`.
+
+Policies: labels are integers in ``[0, K)`` with ``K`` the number of prototypes; inputs
+float16/bfloat16/float32/float64 (embeddings and prototypes may differ), computed in at least
+float32, result in the embeddings' dtype. NaN/Inf in embeddings or prototypes propagate.
+Every ESupCon anchor has at least one positive (its own prototype), so the mean runs over all
+``B * V`` rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from softnce_theory.losses._common import (
+    Reduction,
+    check_float,
+    check_reduction,
+    check_temperature,
+    compute_dtype,
+    reduce,
+    values_checked,
+)
+from softnce_theory.losses.sincere import (
+    _check_embeddings,
+    _spread,
+    _unit,
+    check_class_labels,
+    flatten_views,
+    masked_logsumexp,
+    softplus,
+)
+
+__all__ = [
+    "ESupConLoss",
+    "PrototypeCrossEntropy",
+    "esupcon_formula",
+    "esupcon_loss",
+    "prototype_cross_entropy",
+    "prototype_predict",
+]
+
+
+def _check_prototypes(prototypes: object, dim: int) -> torch.Tensor:
+    w = check_float(prototypes, "prototypes", 2)
+    if w.shape[0] == 0:
+        raise ValueError("prototypes must have at least one row (K >= 1)")
+    if w.shape[1] != dim:
+        raise ValueError(
+            f"prototypes must have the embedding dimension {dim} in dim 1, got {tuple(w.shape)}"
+        )
+    return w
+
+
+def _check_proto_labels(
+    labels: object, n: int, k: int, device: torch.device, validate: bool
+) -> torch.Tensor:
+    lab = check_class_labels(labels, n, device, validate=validate)
+    if values_checked(validate) and lab.numel():
+        hi = int(lab.max())
+        if hi >= k:
+            raise ValueError(
+                f"prototypes must have at least max(labels) + 1 = {hi + 1} rows, got {k}"
+            )
+    return lab
+
+
+def _prepare(
+    embeddings: object,
+    labels: object,
+    prototypes: object,
+    temperature: object,
+    normalize: bool,
+    validate: bool,
+    allow_views: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    x = _check_embeddings(embeddings)
+    if x.dim() == 3 and not allow_views:
+        raise ValueError(f"embeddings must be 2-D (B, D), got shape {tuple(x.shape)}")
+    w = _check_prototypes(prototypes, x.shape[-1])
+    if w.device != x.device:
+        raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
+    lab = _check_proto_labels(labels, x.shape[0], w.shape[0], x.device, validate)
+    t = check_temperature(temperature)
+    dt = compute_dtype(x, w)
+    z, lab = flatten_views(x.to(dt), lab)
+    w = w.to(dt)
+    if normalize:
+        z, w = _unit(z), _unit(w)
+    return z, w, lab, t
+
+
+def _proto_ce_rows(proto_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    r""":math:`-\log\mathrm{softmax}(t_i)_{y_i}=\mathrm{softplus}(L_{k\ne y_i}-t_{iy_i})`."""
+    k = proto_logits.shape[1]
+    own = torch.nn.functional.one_hot(labels.long(), k).to(torch.bool)
+    t_own = proto_logits.gather(1, labels.long().unsqueeze(1)).squeeze(1)
+    return softplus(masked_logsumexp(proto_logits, ~own) - t_own)
+
+
+def prototype_cross_entropy(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    prototypes: torch.Tensor,
+    *,
+    temperature: float = 0.1,
+    normalize: bool = True,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""Cross-entropy of a cosine-softmax (prototype) classifier, **reconstructed** form.
+
+    .. math::
+        p(y=k\mid x_i)=\operatorname{softmax}_k\big(z_i^\top w_k/\tau\big),\qquad
+        \ell_i=-\log p(y=y_i\mid x_i)
+              =-\log\frac{e^{z_i^\top w_{y_i}/\tau}}{\sum_k e^{z_i^\top w_k/\tau}}
+
+    With unit-norm :math:`z_i, w_k` the class weights act as contrastive keys: this is InfoNCE
+    with query :math:`z_i`, positive key :math:`w_{y_i}` and the other prototypes as
+    negatives. Source: Aljundi et al. 2023 (arXiv 2211.03646), abstract and Fig. 1
+    ("CE pairs are only defined through classes weights"); reconstructed (research note §3).
+
+    Args:
+        embeddings: ``(B, D)``.
+        labels: ``(B,)`` integers in ``[0, K)``.
+        prototypes: ``(K, D)`` class weights :math:`w_k`.
+        temperature: :math:`\tau > 0`.
+        normalize: L2-normalise embeddings and prototypes (cosine logits).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        validate: run the data-dependent label checks (skipped under ``torch.compile``).
+    """
+    check_reduction(reduction)
+    z, w, lab, t = _prepare(embeddings, labels, prototypes, temperature, normalize, validate, False)
+    rows = _proto_ce_rows((z @ w.transpose(0, 1)) / t, lab)
+    return reduce(rows, reduction).to(embeddings.dtype)
+
+
+def prototype_predict(
+    embeddings: torch.Tensor,
+    prototypes: torch.Tensor,
+    temperature: float = 0.1,
+    *,
+    normalize: bool = True,
+) -> torch.Tensor:
+    r"""Class probabilities :math:`\operatorname{softmax}_k(z^\top w_k/\tau)`, shape ``(B, K)``
+    (or ``(B, V, K)`` for multi-view input), in the embeddings' dtype."""
+    x = _check_embeddings(embeddings)
+    w = _check_prototypes(prototypes, x.shape[-1])
+    if w.device != x.device:
+        raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
+    t = check_temperature(temperature)
+    dt = compute_dtype(x, w)
+    z, wc = x.to(dt), w.to(dt)
+    if normalize:
+        z, wc = _unit(z), _unit(wc)
+    return torch.softmax((z @ wc.transpose(0, 1)) / t, dim=-1).to(x.dtype)
+
+
+# ----------------------------------------------------------------------------- ESupCon
+
+
+def esupcon_formula(
+    sample_logits: torch.Tensor, proto_logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    r"""**RECONSTRUCTED ESupCon formula (edit here to correct it).** Per-anchor losses.
+
+    For anchor :math:`i` the contrast set is :math:`A(i)` (all other samples) plus all
+    :math:`K` prototypes; the positives are :math:`P(i)\cup\{w_{y_i}\}`:
+
+    .. math::
+        \ell_i = \frac{-1}{|P(i)|+1}\sum_{u\in P(i)\cup\{w_{y_i}\}}
+            \log\frac{e^{c_{iu}}}{\sum_{a\in A(i)}e^{s_{ia}}+\sum_{k=1}^{K}e^{t_{ik}}}
+
+    (:math:`c_{iu}` is :math:`s_{iu}` for a sample, :math:`t_{iy_i}` for the prototype). This is
+    SupCon :math:`\mathcal L_{out}` on the augmented logit row; evaluated as
+    :math:`\mathrm{softplus}(L_{neg}-L_{pos})+(L_{pos}-\overline{c_{i,pos}})`.
+    Prototypes are not anchors in this reconstruction.
+
+    Args:
+        sample_logits: ``(n, n)`` logits :math:`s_{ij}` (diagonal ignored).
+        proto_logits: ``(n, K)`` logits :math:`t_{ik}`.
+        labels: ``(n,)`` labels in ``[0, K)``.
+    """
+    n, k = proto_logits.shape
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    eye = torch.eye(n, dtype=torch.bool, device=labels.device)
+    own = torch.nn.functional.one_hot(labels.long(), k).to(torch.bool)
+    logits = torch.cat([sample_logits, proto_logits], dim=1)  # (n, n + K)
+    pos = torch.cat([same & ~eye, own], dim=1)
+    neg = torch.cat([~same, ~own], dim=1)
+    lse_pos = masked_logsumexp(logits, pos)
+    lse_neg = masked_logsumexp(logits, neg)
+    return softplus(lse_neg - lse_pos) + _spread(logits, pos)
+
+
+def esupcon_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    prototypes: torch.Tensor,
+    *,
+    temperature: float = 0.1,
+    normalize: bool = True,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""ESupCon of Aljundi et al. 2023, **reconstructed** (see :func:`esupcon_formula`).
+
+    The class prototypes join SupCon's contrast set: the anchor's own prototype is an extra
+    positive, the other prototypes are extra negatives. With ``B = 1`` (no other sample) it
+    equals :func:`prototype_cross_entropy`; an anchor without same-class samples gets the
+    prototype CE plus :math:`\log(1+\sum_{n}e^{s_{in}}/\sum_k e^{t_{ik}})`.
+
+    Args:
+        embeddings: ``(B, D)`` or ``(B, V, D)`` (flattened sample-major as in
+            :func:`softnce_theory.losses.sincere.supcon_loss`).
+        labels: ``(B,)`` integers in ``[0, K)``.
+        prototypes: ``(K, D)``.
+        temperature, normalize, reduction, validate: as in :func:`prototype_cross_entropy`;
+            ``"none"`` returns ``B * V`` per-row losses.
+    """
+    check_reduction(reduction)
+    z, w, lab, t = _prepare(embeddings, labels, prototypes, temperature, normalize, validate, True)
+    rows = esupcon_formula((z @ z.transpose(0, 1)) / t, (z @ w.transpose(0, 1)) / t, lab)
+    return reduce(rows, reduction).to(embeddings.dtype)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+def _init_prototypes(num_classes: int, dim: int, prototypes: torch.Tensor | None) -> torch.Tensor:
+    if prototypes is not None:
+        w = _check_prototypes(prototypes, dim)
+        if w.shape[0] != num_classes:
+            raise ValueError(f"prototypes must have num_classes = {num_classes} rows")
+        return w.detach().clone()
+    if num_classes < 1 or dim < 1:
+        raise ValueError(f"num_classes and dim must be >= 1, got {num_classes}, {dim}")
+    return torch.randn(num_classes, dim) / math.sqrt(dim)
+
+
+class PrototypeCrossEntropy(nn.Module):
+    """:func:`prototype_cross_entropy` with learnable prototypes (``nn.Parameter`` ``(K, D)``)."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int,
+        temperature: float = 0.1,
+        normalize: bool = True,
+        reduction: Reduction = "mean",
+        prototypes: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.prototypes = nn.Parameter(_init_prototypes(num_classes, dim, prototypes))
+        self.temperature = check_temperature(temperature)
+        self.normalize = normalize
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return prototype_cross_entropy(
+            embeddings,
+            labels,
+            self.prototypes,
+            temperature=self.temperature,
+            normalize=self.normalize,
+            reduction=self.reduction,
+        )
+
+    def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return prototype_predict(
+            embeddings, self.prototypes, self.temperature, normalize=self.normalize
+        )
+
+
+class ESupConLoss(nn.Module):
+    """:func:`esupcon_loss` with learnable prototypes (``nn.Parameter`` ``(K, D)``)."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int,
+        temperature: float = 0.1,
+        normalize: bool = True,
+        reduction: Reduction = "mean",
+        prototypes: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.prototypes = nn.Parameter(_init_prototypes(num_classes, dim, prototypes))
+        self.temperature = check_temperature(temperature)
+        self.normalize = normalize
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return esupcon_loss(
+            embeddings,
+            labels,
+            self.prototypes,
+            temperature=self.temperature,
+            normalize=self.normalize,
+            reduction=self.reduction,
+        )
+
+    def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return prototype_predict(
+            embeddings, self.prototypes, self.temperature, normalize=self.normalize
+        )

@@ -1,0 +1,456 @@
+r"""Supervised contrastive losses: SupCon L_out / L_in (Khosla et al. 2020) and SINCERE.
+
+Sources: Khosla et al. (2020), "Supervised Contrastive Learning", arXiv 2004.11362, Eq. 2
+(:math:`\mathcal L_{out}`) and Eq. 3 (:math:`\mathcal L_{in}`); Feeney & Hughes, "SINCERE:
+Supervised Information Noise-Contrastive Estimation REvisited", arXiv 2309.14277 (v4).
+
+Notation. Rows :math:`z_i` (unit-normalised when ``normalize=True``), logits
+:math:`s_{ij}=z_i^\top z_j/\tau`; :math:`A(i)` all other rows (self excluded), :math:`P(i)` the
+other rows with the same label, :math:`N(i)` the rows with a different label.
+
+Conventions and policies (tested in ``tests/test_sincere.py``):
+
+* **Layout.** ``embeddings`` is ``(B, D)`` or ``(B, V, D)`` for ``V`` views. Views are flattened
+  sample-major: row ``b * V + v`` is ``embeddings[b, v]`` and carries ``labels[b]``, so the
+  other views of a sample are positives. ``reduction="none"`` returns the ``B * V`` per-row
+  losses in that order. (HobbitLong's code orders rows view-major; every reduced value is
+  invariant to the order.)
+* **Anchors without positives** (a singleton class in a single-view batch) are excluded from
+  the mean, not counted as zero (HobbitLong counts them as 0 in the mean; the official SINCERE
+  code returns NaN). Their ``"none"`` entry is 0 and they add 0 to ``"sum"``.
+* **No positive pair at all**: the loss is 0 with a zero gradient, still connected to the graph.
+* **Single-class batch**: no negatives; SINCERE's terms are :math:`-\log 1 = 0`;
+  :math:`\mathcal L_{in}=\log|P(i)|` (zero gradient); :math:`\mathcal L_{out}` keeps its
+  positives-only softmax.
+* ``base_temperature``: HobbitLong's scaling, the loss is multiplied by
+  :math:`\tau/\tau_{base}` (``None``: no scaling). HobbitLong's default is 0.07.
+* Labels: 1-D integer tensor of length ``B``, values >= 0 (checked when ``validate``).
+* Dtypes float16/bfloat16/float32/float64, computed in at least float32, result in the input
+  dtype. NaN/Inf in the embeddings propagate. Logits must not overflow the compute dtype
+  (``|z_i . z_j| / tau`` below ~3e38 in float32).
+
+Numerics. Log space only: one masked ``logsumexp`` over the negatives (and one over the
+positives) per anchor, then ``logaddexp``; every per-pair term is written as
+:math:`\mathrm{softplus}(\cdot)=\mathrm{logaddexp}(0,\cdot)` of a *difference* of logits, so a
+loss of :math:`e^{-700}` keeps full relative precision and nothing overflows at
+:math:`\tau=10^{-3}`. Masked entries are ``-inf``; anchors without entries get a finite
+placeholder before ``logsumexp`` and are masked afterwards, so no NaN reaches the backward
+pass (first or second order). SupCon's :math:`L_P-\overline{s_{iP}}` term has a custom
+backward (:class:`_Spread`) that keeps :math:`P_{ik}-1/|P(i)|` accurate when the positives'
+logits are nearly equal (large :math:`\tau`). Memory: dense :math:`n\times n` logits and
+masks, :math:`n = B V`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+import torch
+from torch import nn
+
+from softnce_theory.losses._common import (
+    Reduction,
+    check_float,
+    check_labels,
+    check_reduction,
+    check_temperature,
+    compute_dtype,
+    values_checked,
+)
+
+__all__ = [
+    "SINCERELoss",
+    "SupConLoss",
+    "flatten_views",
+    "sincere_from_logits",
+    "sincere_loss",
+    "supcon_from_logits",
+    "supcon_loss",
+]
+
+Variant = Literal["out", "in"]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_embeddings(embeddings: object) -> torch.Tensor:
+    x = check_float(embeddings, "embeddings", (2, 3))
+    if x.shape[0] == 0:
+        raise ValueError("embeddings must be a non-empty batch (dimension 0 has size 0)")
+    if x.dim() == 3 and x.shape[1] == 0:
+        raise ValueError("embeddings must have at least one view (dimension 1 has size 0)")
+    if x.shape[-1] == 0:
+        raise ValueError("embeddings must have a non-empty feature dimension (last dim is 0)")
+    return x
+
+
+def check_class_labels(
+    labels: object, n: int, device: torch.device | None = None, *, validate: bool = True
+) -> torch.Tensor:
+    """1-D integer labels of length ``n`` (on ``device``) with non-negative values."""
+    lab = check_labels(labels, "labels", n, validate=False)
+    if device is not None and lab.device != device:
+        raise ValueError(f"labels must be on the device of embeddings ({device}), got {lab.device}")
+    if values_checked(validate) and lab.numel() and int(lab.min()) < 0:
+        raise ValueError(f"labels must be non-negative, found {int(lab.min())}")
+    return lab
+
+
+def _check_variant(variant: object) -> Variant:
+    if variant not in ("out", "in"):
+        raise ValueError(f"variant must be 'out' or 'in', got {variant!r}")
+    return cast(Variant, variant)
+
+
+def _scale(temperature: float, base_temperature: object) -> float:
+    if base_temperature is None:
+        return 1.0
+    return temperature / check_temperature(base_temperature, "base_temperature")
+
+
+def flatten_views(
+    embeddings: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, V, D)`` -> ``(B*V, D)`` with row ``b*V + v`` = ``embeddings[b, v]`` and labels
+    repeated per view; ``(B, D)`` is returned unchanged."""
+    if embeddings.dim() == 3:
+        b, v, d = embeddings.shape
+        return embeddings.reshape(b * v, d), labels.repeat_interleave(v)
+    return embeddings, labels
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit norm; the max-abs prescale (detached: the result does not depend
+    on it) keeps huge rows from overflowing the norm. Zero rows stay zero."""
+    m = x.detach().abs().amax(dim=-1, keepdim=True)
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    y = x / m
+    return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
+
+
+def _prepare(
+    embeddings: object,
+    labels: object,
+    temperature: object,
+    normalize: bool,
+    reduction: str,
+    validate: bool,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    x = _check_embeddings(embeddings)
+    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
+    t = check_temperature(temperature)
+    check_reduction(reduction)
+    z, lab = flatten_views(x.to(compute_dtype(x)), lab)
+    if normalize:
+        z = _unit(z)
+    return (z @ z.transpose(0, 1)) / t, lab, t
+
+
+# ----------------------------------------------------------------------------- log-space core
+
+
+def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Row-wise ``log(sum_{mask} exp(x))``; ``-inf`` for rows with an empty mask, with a zero
+    (not NaN) gradient there."""
+    has = mask.any(dim=1, keepdim=True)
+    filled = torch.where(mask, x, torch.full_like(x, float("-inf")))
+    filled = torch.where(has, filled, torch.zeros_like(x))
+    out = torch.logsumexp(filled, dim=1)
+    return torch.where(has.squeeze(1), out, torch.full_like(out, float("-inf")))
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 + e^x)`` = ``logaddexp(0, x)``: exact for tiny results; ``-inf`` (an empty
+    negative set) gives exactly 0 with zero first *and* second derivatives (``logaddexp``'s
+    own double backward is ``inf/inf`` there)."""
+    zero = torch.zeros_like(x)
+    dead = x == float("-inf")
+    return torch.where(dead, zero, torch.logaddexp(zero, torch.where(dead, zero, x)))
+
+
+def _masks(labels: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    eye = torch.eye(n, dtype=torch.bool, device=labels.device)
+    return same & ~eye, ~same
+
+
+class _Spread(torch.autograd.Function):
+    r"""Per-row :math:`L_P-\overline{s_{iP}}` (0 where :math:`|P|\le 1`) with an accurate
+    backward.
+
+    The gradient :math:`P_k-1/|P|` (softmax share among the positives minus the uniform share)
+    is a difference of nearly equal numbers when the positive logits are close (large
+    :math:`\tau`); autograd would form it as ``exp(s - lse) - 1/m`` and lose all digits of a
+    ~1e-9 gradient. With :math:`d_q=s_q-\bar s` and :math:`E=\sum_q\mathrm{expm1}(d_q)` it is
+    :math:`(m\,\mathrm{expm1}(d_k)-E)/(m(m+E))`, cancellation-free; that form is used for rows
+    whose centred logits stay <= 1 (no overflow), the direct one elsewhere. The backward is
+    built from differentiable ops, so double backward gives the exact Hessian. At
+    :math:`|P|=1` the term is identically 0 and contributes no gradient at all (so ``1 - 1``
+    cannot swamp a tiny softplus gradient next to it).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        count = pos.sum(dim=1)
+        lse = masked_logsumexp(logits, pos)
+        mean = torch.where(pos, logits, torch.zeros_like(logits)).sum(dim=1) / count.clamp(min=1)
+        ctx.save_for_backward(logits, pos)
+        return torch.where(count > 1, lse - mean, torch.zeros_like(mean))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        logits, pos = ctx.saved_tensors
+        count = pos.sum(dim=1, keepdim=True)
+        m = count.clamp(min=1).to(logits.dtype)
+        zero = torch.zeros_like(logits)
+        mean = torch.where(pos, logits, zero).sum(dim=1, keepdim=True) / m
+        d = torch.where(pos, logits - mean, zero)
+        near = torch.where(pos, d, torch.full_like(d, float("-inf"))).amax(dim=1, keepdim=True) <= 1
+        em1 = torch.expm1(torch.where(near, d, zero))
+        em1 = torch.where(pos, em1, zero)
+        big_e = em1.sum(dim=1, keepdim=True)
+        g_near = (m * em1 - big_e) / (m * (m + big_e))
+        lse = masked_logsumexp(logits, pos).unsqueeze(1)
+        share = torch.exp(torch.where(pos & ~near, logits - lse, zero))  # finite everywhere
+        g_far = share - 1 / m
+        g = torch.where(near, g_near, g_far)
+        g = torch.where(pos & (count > 1), g, zero)
+        return grad.unsqueeze(1) * g, None
+
+
+def _spread(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    r""":math:`L_P-\overline{s_{iP}}\ge\log|P|` per row (0 where :math:`|P|\le 1`)."""
+    return _Spread.apply(logits, pos)
+
+
+def supcon_rows(logits: torch.Tensor, labels: torch.Tensor, variant: Variant) -> torch.Tensor:
+    r"""Per-anchor SupCon losses from an ``(n, n)`` logit matrix (diagonal ignored); 0 for
+    anchors without positives.
+
+    With :math:`L_P,L_N` the log-sum-exps over positives and negatives,
+    :math:`\ell^{out}_i=\mathrm{softplus}(L_N-L_P)+(L_P-\overline{s_{iP}})` and
+    :math:`\ell^{in}_i=\mathrm{softplus}(L_N-L_P)+\log|P(i)|`.
+    """
+    pos, neg = _masks(labels, logits.shape[0])
+    n_pos = pos.sum(dim=1)
+    valid = n_pos > 0
+    lse_pos = masked_logsumexp(logits, pos)
+    lse_pos = torch.where(valid, lse_pos, torch.zeros_like(lse_pos))  # safe for excluded rows
+    lse_neg = masked_logsumexp(logits, neg)
+    count = n_pos.clamp(min=1).to(logits.dtype)
+    head = softplus(lse_neg - lse_pos)  # log(1 + Z_N / Z_P) >= 0, exact when tiny
+    if variant == "out":
+        rows = head + _spread(logits, pos)
+    else:
+        rows = head + torch.log(count)
+    return torch.where(valid, rows, torch.zeros_like(rows))
+
+
+def sincere_rows(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    r"""Per-anchor SINCERE losses: :math:`\frac1{|P|}\sum_p\mathrm{softplus}(L_N-s_{ip})`."""
+    pos, neg = _masks(labels, logits.shape[0])
+    n_pos = pos.sum(dim=1)
+    lse_neg = masked_logsumexp(logits, neg)
+    gap = torch.where(pos, lse_neg.unsqueeze(1) - logits, torch.full_like(logits, float("-inf")))
+    terms = softplus(gap)  # 0 off the positives and for rows without negatives
+    return terms.sum(dim=1) / n_pos.clamp(min=1).to(logits.dtype)
+
+
+def _reduce(rows: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "none":
+        return rows
+    total = rows.sum()
+    if reduction == "sum":
+        return total
+    return total / valid.sum().clamp(min=1).to(rows.dtype)
+
+
+def _valid(labels: torch.Tensor) -> torch.Tensor:
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    return same.sum(dim=1) > 1
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def supcon_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    temperature: float = 0.1,
+    variant: Variant = "out",
+    normalize: bool = True,
+    base_temperature: float | None = None,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""Supervised contrastive loss of Khosla et al. (2020), :math:`\mathcal L_{out}` or
+    :math:`\mathcal L_{in}`.
+
+    .. math::
+        \ell^{out}_i = \frac{-1}{|P(i)|}\sum_{p\in P(i)}\log\frac{e^{s_{ip}}}
+            {\sum_{a\in A(i)}e^{s_{ia}}},\qquad
+        \ell^{in}_i = -\log\Big(\frac{1}{|P(i)|}\sum_{p\in P(i)}\frac{e^{s_{ip}}}
+            {\sum_{a\in A(i)}e^{s_{ia}}}\Big)
+
+    Source: arXiv 2004.11362, Eq. 2 (``variant="out"``, the recommended one) and Eq. 3
+    (``variant="in"``); the loss is the mean over anchors (the paper sums; HobbitLong's code
+    averages). ``base_temperature`` multiplies by :math:`\tau/\tau_{base}` as HobbitLong's
+    ``SupConLoss`` does. See the module docstring for layout and policies.
+
+    Args:
+        embeddings: ``(B, D)`` or ``(B, V, D)``.
+        labels: ``(B,)`` integer class labels (>= 0).
+        temperature: :math:`\tau > 0`.
+        variant: ``"out"`` (Eq. 2) or ``"in"`` (Eq. 3).
+        normalize: L2-normalise rows first (cosine similarity).
+        base_temperature: ``None`` or :math:`\tau_{base} > 0`.
+        reduction: ``"mean"`` over anchors with a positive, ``"sum"``, or ``"none"`` (``B*V``
+            per-row losses, 0 where the anchor has no positive).
+        validate: run the data-dependent label check (skipped under ``torch.compile``).
+    """
+    v = _check_variant(variant)
+    logits, lab, t = _prepare(embeddings, labels, temperature, normalize, reduction, validate)
+    scale = _scale(t, base_temperature)
+    rows = supcon_rows(logits, lab, v)
+    out = _reduce(rows, _valid(lab), reduction)
+    if scale != 1.0:
+        out = out * scale
+    return out.to(embeddings.dtype)
+
+
+def sincere_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    temperature: float = 0.1,
+    normalize: bool = True,
+    base_temperature: float | None = None,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""SINCERE loss of Feeney & Hughes: per positive pair, the softmax runs over the pair
+    itself and the anchor's different-class samples only.
+
+    .. math::
+        \ell_i = \frac{-1}{|P(i)|}\sum_{p\in P(i)}\log\frac{e^{s_{ip}}}
+            {e^{s_{ip}}+\sum_{n\in N(i)}e^{s_{in}}}
+
+    Source: arXiv 2309.14277 v4 (teaser table, "Objective Equation to Maximize") and the
+    official ``revised_losses.py`` (mean over anchors). Unlike the official code, anchors
+    without positives are excluded instead of producing NaN. With instance labels
+    (``labels = arange(B)`` and ``V = 2`` views) it equals NT-Xent / InfoNCE. Arguments as in
+    :func:`supcon_loss`.
+    """
+    logits, lab, t = _prepare(embeddings, labels, temperature, normalize, reduction, validate)
+    scale = _scale(t, base_temperature)
+    rows = sincere_rows(logits, lab)
+    out = _reduce(rows, _valid(lab), reduction)
+    if scale != 1.0:
+        out = out * scale
+    return out.to(embeddings.dtype)
+
+
+def _check_logits(logits: object) -> torch.Tensor:
+    x = check_float(logits, "logits", 2)
+    if x.shape[0] == 0 or x.shape[0] != x.shape[1]:
+        raise ValueError(f"logits must be a non-empty square (n, n) matrix, got {tuple(x.shape)}")
+    return x
+
+
+def supcon_from_logits(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    variant: Variant = "out",
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""SupCon from a precomputed ``(n, n)`` logit matrix :math:`s_{ij}` (row ``i`` is anchor
+    ``i``; the diagonal is ignored). Same formula and policies as :func:`supcon_loss` with the
+    similarity and temperature already applied."""
+    x = _check_logits(logits)
+    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
+    v = _check_variant(variant)
+    check_reduction(reduction)
+    rows = supcon_rows(x.to(compute_dtype(x)), lab, v)
+    return _reduce(rows, _valid(lab), reduction).to(x.dtype)
+
+
+def sincere_from_logits(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    """SINCERE from a precomputed ``(n, n)`` logit matrix (see :func:`supcon_from_logits`)."""
+    x = _check_logits(logits)
+    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
+    check_reduction(reduction)
+    rows = sincere_rows(x.to(compute_dtype(x)), lab)
+    return _reduce(rows, _valid(lab), reduction).to(x.dtype)
+
+
+class SupConLoss(nn.Module):
+    """Module form of :func:`supcon_loss`."""
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        variant: Variant = "out",
+        normalize: bool = True,
+        base_temperature: float | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.temperature = check_temperature(temperature)
+        self.variant: Variant = _check_variant(variant)
+        self.normalize = normalize
+        if base_temperature is not None:
+            check_temperature(base_temperature, "base_temperature")
+        self.base_temperature = base_temperature
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return supcon_loss(
+            embeddings,
+            labels,
+            temperature=self.temperature,
+            variant=self.variant,
+            normalize=self.normalize,
+            base_temperature=self.base_temperature,
+            reduction=self.reduction,
+        )
+
+
+class SINCERELoss(nn.Module):
+    """Module form of :func:`sincere_loss`."""
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        normalize: bool = True,
+        base_temperature: float | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.temperature = check_temperature(temperature)
+        self.normalize = normalize
+        if base_temperature is not None:
+            check_temperature(base_temperature, "base_temperature")
+        self.base_temperature = base_temperature
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return sincere_loss(
+            embeddings,
+            labels,
+            temperature=self.temperature,
+            normalize=self.normalize,
+            base_temperature=self.base_temperature,
+            reduction=self.reduction,
+        )
