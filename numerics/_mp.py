@@ -53,6 +53,23 @@ def log_softmax(xs: Sequence[Any]) -> MpVector:
     return [x - z for x in xs]
 
 
+def neg_log_softmax(xs: Sequence[Any]) -> MpVector:
+    """``-log softmax(x)_c`` without cancellation: ``(m - x_c) + log1p(sum_{k != a} e^{x_k - m})``
+    with ``a`` the arg-max. Both terms are >= 0, so a value of e^-1000 keeps every digit, where
+    ``lse(x) - x_c`` is exactly 0 even at 50 digits."""
+    a = max(range(len(xs)), key=lambda k: xs[k])
+    m = xs[a]
+    rest = mp.fsum(mp.exp(x - m) for k, x in enumerate(xs) if k != a)
+    tail = mp.log1p(rest)
+    return [(m - x) + tail if k != a else tail for k, x in enumerate(xs)]
+
+
+def softmax_complement(xs: Sequence[Any]) -> MpVector:
+    """``1 - softmax(x)_c = sum_{k != c} softmax(x)_k`` without cancellation."""
+    p = softmax(xs)
+    return [mp.fsum(pk for k, pk in enumerate(p) if k != c) for c in range(len(p))]
+
+
 def softmax(xs: Sequence[Any]) -> MpVector:
     z = lse(xs)
     return [mp.exp(x - z) for x in xs]

@@ -16,7 +16,16 @@ from typing import Any
 from mpmath import mp
 
 from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics._mp import DEFAULT_DPS, log_softmax, mat, mpf, softmax, workdps, xlogy
+from numerics._mp import (
+    DEFAULT_DPS,
+    mat,
+    mpf,
+    neg_log_softmax,
+    softmax,
+    softmax_complement,
+    workdps,
+    xlogy,
+)
 
 PRECISE = LegRegistry("precise")
 
@@ -26,8 +35,8 @@ def soft_ce_rows(logits: Any, targets: Any, t: Any = 1) -> list[Any]:
     f, a, tt = mat(logits), mat(targets), mpf(t)
     out = []
     for fi, ai in zip(f, a, strict=True):
-        logp = log_softmax([x / tt for x in fi])
-        out.append(-mp.fsum(0 if ac == 0 else ac * lp for ac, lp in zip(ai, logp, strict=True)))
+        nlp = neg_log_softmax([x / tt for x in fi])
+        out.append(mp.fsum(0 if ac == 0 else ac * v for ac, v in zip(ai, nlp, strict=True)))
     return out
 
 
@@ -38,14 +47,19 @@ def soft_ce(logits: Any, targets: Any, t: Any = 1) -> Any:
 
 
 def soft_ce_grad(logits: Any, targets: Any, t: Any = 1) -> list[list[Any]]:
-    """Gradient of :func:`soft_ce` (mean over N rows) with respect to the logits."""
+    """Gradient of :func:`soft_ce` (mean over N rows) with respect to the logits:
+    ``p_c * sum(alpha) - alpha_c = p_c * sum_{k != c} alpha_k - alpha_c * (1 - p_c)``, the second
+    form avoiding the cancellation of ``p_c - 1`` when ``p_c`` is within 1e-50 of 1."""
     f, a, tt = mat(logits), mat(targets), mpf(t)
     n = len(f)
     grad = []
     for fi, ai in zip(f, a, strict=True):
-        p = softmax([x / tt for x in fi])
+        z = [x / tt for x in fi]
+        p, q = softmax(z), softmax_complement(z)
         mass = mp.fsum(ai)
-        grad.append([(pc * mass - ac) / (tt * n) for pc, ac in zip(p, ai, strict=True)])
+        grad.append(
+            [(pc * (mass - ac) - ac * qc) / (tt * n) for pc, qc, ac in zip(p, q, ai, strict=True)]
+        )
     return grad
 
 
@@ -67,9 +81,8 @@ def label_smoothing_ce(logits: Any, labels: list[int], eps: Any, t: Any = 1) -> 
 def nll(logits: Any, labels: list[int], t: Any = 1) -> Any:
     """Mean hard-label NLL."""
     f, tt = mat(logits), mpf(t)
-    return mp.fsum(
-        -log_softmax([x / tt for x in fi])[y] for fi, y in zip(f, labels, strict=True)
-    ) / len(f)
+    rows = [neg_log_softmax([x / tt for x in fi])[y] for fi, y in zip(f, labels, strict=True)]
+    return mp.fsum(rows) / len(f)
 
 
 def entropy(p: list[Any]) -> Any:

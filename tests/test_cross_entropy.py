@@ -27,9 +27,14 @@ def test_soft_ce_matches_oracle_float64(data, t):
     f = data.draw(sst.logits())
     a = data.draw(sst.simplex_targets(*f.shape))
     v, g = _grad(ce.soft_target_cross_entropy, sst.as_tensor(f), sst.as_tensor(a), temperature=t)
+    rows = ce.soft_target_cross_entropy(
+        sst.as_tensor(f), sst.as_tensor(a), temperature=t, reduction="none"
+    )
     with mp.workdps(50):
         want = oracle.soft_ce(f, a, t)
+        want_rows = [float(r) for r in oracle.soft_ce_rows(f, a, t)]
         want_g = np.array([[float(x) for x in row] for row in oracle.soft_ce_grad(f, a, t)])
+    np.testing.assert_allclose(rows.numpy(), want_rows, rtol=RTOL64, atol=0)
     assert abs(float(v) - float(want)) <= RTOL64 * abs(float(want)) + 1e-300
     np.testing.assert_allclose(
         g.numpy(), want_g, rtol=0, atol=RTOL64 * max(1e-300, np.abs(want_g).max())
@@ -61,6 +66,20 @@ def test_low_precision_dtypes(dtype, rtol, data):
     # reference: the float64 loss on the *same rounded inputs*, so only compute error is measured
     ref = ce.soft_target_cross_entropy(x.double(), a_t.double(), validate=False)
     assert float(out) == pytest.approx(float(ref), rel=rtol, abs=rtol)
+
+
+@pytest.mark.parametrize("gap", [40.0, 700.0, 1e4])
+def test_tiny_losses_keep_relative_precision(gap):
+    """At a logit gap of 40 the loss is 4.2e-18; -log_softmax would give exactly 0."""
+    x = torch.tensor([[gap, 0.0, -1.0]], dtype=torch.float64)
+    y = torch.tensor([0])
+    with mp.workdps(50):
+        want = oracle.nll([[gap, 0.0, -1.0]], [0])
+    got = float(ce.nll_loss(x, y))
+    assert got == pytest.approx(float(want), rel=1e-12, abs=0.0)
+    g = torch.autograd.grad(ce.nll_loss(x.requires_grad_(True), y), x)[0]
+    p = torch.softmax(x.detach(), -1)
+    assert float(g[0, 0]) == pytest.approx(-float(p[0, 1] + p[0, 2]), rel=1e-12, abs=0.0)
 
 
 def test_zero_target_mass_with_minus_inf_logit_is_finite():

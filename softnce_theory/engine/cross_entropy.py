@@ -93,6 +93,10 @@ def _conf_soft_ce(cfg: CheckConfig) -> LegResult:
             a = simplex_rows(rng, n, c)
             v, g = value_and_grad(ce.soft_target_cross_entropy, t64(logits), t64(a), temperature=t)
             tally.close(v, oracle.soft_ce(logits, a, t), f"case {k} value (t={t:.3g})")
+            rows = ce.soft_target_cross_entropy(
+                t64(logits), t64(a), temperature=t, reduction="none"
+            )
+            tally.close_all(rows.tolist(), oracle.soft_ce_rows(logits, a, t), f"case {k} rows")
             want_g = [x for row in oracle.soft_ce_grad(logits, a, t) for x in row]
             tally.close_normwise(g.ravel().tolist(), want_g, f"case {k} grad")
     return tally.result("value and gradient vs mpmath oracle")

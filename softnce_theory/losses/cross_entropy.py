@@ -6,7 +6,9 @@ label smoothing in **torch's convention** (``F.cross_entropy(..., label_smoothin
 target is :math:`\alpha = (1-\varepsilon)\,e_y + \varepsilon/C`, so :math:`\varepsilon/C` also lands
 on the true class (not the :math:`\varepsilon/(C-1)` convention).
 
-All are computed with ``log_softmax`` in at least float32; the result has the input dtype.
+All are computed in at least float32 with :func:`~softnce_theory.losses._common.neg_log_softmax`
+(a ``log1p`` form that keeps full relative precision even for losses far below 1e-16, where
+``-log_softmax`` returns 0); the result has the input dtype.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from softnce_theory.losses._common import (
     check_simplex,
     check_temperature,
     compute_dtype,
+    neg_log_softmax,
     reduce,
 )
 
@@ -37,9 +40,9 @@ __all__ = [
 ]
 
 
-def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    dt = compute_dtype(logits)
-    return torch.log_softmax(logits.to(dt) / temperature, dim=-1)
+def _neg_log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``-log softmax(f / t)`` in at least float32, precise also for tiny values."""
+    return neg_log_softmax(logits.to(compute_dtype(logits)) / temperature)
 
 
 def soft_target_cross_entropy(
@@ -74,9 +77,9 @@ def soft_target_cross_entropy(
     t = check_temperature(temperature)
     check_reduction(reduction)
     check_simplex(targets, "targets", validate=validate)
-    logp = _log_probs(logits, t)
-    a = targets.to(logp.dtype)
-    loss = -torch.where(a > 0, a * logp, torch.zeros_like(logp)).sum(-1)
+    nlp = _neg_log_probs(logits, t)
+    a = targets.to(nlp.dtype)
+    loss = torch.where(a > 0, a * nlp, torch.zeros_like(nlp)).sum(-1)
     return reduce(loss, reduction).to(logits.dtype)
 
 
@@ -99,8 +102,8 @@ def nll_loss(
     check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate)
     t = check_temperature(temperature)
     check_reduction(reduction)
-    logp = _log_probs(logits, t)
-    loss = -logp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
+    nlp = _neg_log_probs(logits, t)
+    loss = nlp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
     return reduce(loss, reduction).to(logits.dtype)
 
 
@@ -134,9 +137,9 @@ def label_smoothing_cross_entropy(
         raise ValueError(f"epsilon must be a real number in [0, 1], got {epsilon!r}")
     if not 0.0 <= float(epsilon) <= 1.0:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
-    logp = _log_probs(logits, t)
-    hard = -logp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
-    uniform = -logp.mean(-1)
+    nlp = _neg_log_probs(logits, t)
+    hard = nlp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
+    uniform = nlp.mean(-1)
     loss = (1.0 - epsilon) * hard + epsilon * uniform
     return reduce(loss, reduction).to(logits.dtype)
 
