@@ -101,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if bad or bad_conf else 0
 
 
+def _sym_word(leg: Any) -> str:
+    if leg.proof is not None and leg.proof.proved:
+        return "proved"
+    return "not closed" if leg.outcome == "skip" else str(leg.outcome)
+
+
 def _print_table(
     console: Any, results: list[Any], conformance: dict[str, Any], seconds: float
 ) -> None:
@@ -116,9 +122,7 @@ def _print_table(
         ev = []
         for leg in r.legs:
             if leg.leg == "symbolic" and leg.proof is not None:
-                ev.append(
-                    f"sym:{'proved' if leg.proof.proved else leg.outcome} ({leg.proof.scope})"
-                )
+                ev.append(f"sym:{_sym_word(leg)} ({leg.proof.scope})")
             elif leg.max_rel_err is not None:
                 ev.append(f"{leg.leg[:4]}:{leg.outcome} n={leg.n_points} rel={leg.max_rel_err:.1e}")
             else:
