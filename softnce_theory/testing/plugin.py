@@ -1,1 +1,103 @@
-"""pytest plugin entry point (``pytest11``): fixtures and markers for guarding a user's loss."""
+"""pytest plugin (entry point ``pytest11: softnce``): guard a loss in one short test.
+
+Fixture ``softnce_audit``: a callable ``softnce_audit(fn, family=..., adapter=None,
+max_examples=None, seed=None, properties=None, skip=())`` that runs
+:func:`softnce_theory.testing.check_loss` and fails the test with the audit table (minimal
+counterexample and discrepancy of every failing property) unless every property passes. It
+returns the :class:`~softnce_theory.testing.suite.AuditReport`.
+
+Marker ``@pytest.mark.softnce_audit(family=..., adapter=..., max_examples=..., seed=...)``
+supplies defaults for the fixture's arguments in that test.
+
+Precedence for ``max_examples``: the fixture argument, then ``--softnce-max-examples``, then the
+marker, then the loaded Hypothesis profile's ``max_examples`` when a profile changed it from
+Hypothesis' built-in default, else the kit's default (40). ``seed``: argument, then
+``--softnce-seed``, then the marker, else 0. The audit always runs with its own explicit
+settings (``deadline=None``, ``database=None``, fixed seed) and never loads or registers a
+profile.
+
+Importing this module is cheap (no torch); the kit is imported when the fixture is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+
+def pytest_addoption(parser: Any) -> None:
+    group = parser.getgroup("softnce", "softnce-theory loss audit (softnce_audit fixture)")
+    group.addoption(
+        "--softnce-max-examples",
+        type=int,
+        default=None,
+        help="Hypothesis examples per property for the softnce_audit fixture",
+    )
+    group.addoption(
+        "--softnce-seed", type=int, default=None, help="seed for the softnce_audit fixture"
+    )
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line(
+        "markers",
+        "softnce_audit(family=None, adapter=None, max_examples=None, seed=None): defaults for "
+        "the softnce_audit fixture in this test",
+    )
+
+
+def _profile_max_examples() -> int | None:
+    """The loaded Hypothesis profile's ``max_examples`` if a profile set it, else ``None``."""
+    from hypothesis import settings
+
+    loaded = settings.default
+    if loaded is None:
+        return None
+    current = loaded.max_examples
+    builtin = settings.get_profile("default").max_examples
+    return None if current == builtin else int(current)
+
+
+@pytest.fixture
+def softnce_audit(request: Any) -> Callable[..., Any]:
+    """Audit a loss against a family contract; fail the test with the report on any failure."""
+    marker = request.node.get_closest_marker("softnce_audit")
+    mk: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    if marker is not None and marker.args:
+        mk.setdefault("family", marker.args[0])
+    opt_examples = request.config.getoption("--softnce-max-examples", default=None)
+    opt_seed = request.config.getoption("--softnce-seed", default=None)
+
+    def audit(
+        fn: Callable[..., Any],
+        family: str | None = None,
+        *,
+        adapter: str | None = None,
+        max_examples: int | None = None,
+        seed: int | None = None,
+        properties: Sequence[str] | None = None,
+        skip: Sequence[str] = (),
+    ) -> Any:
+        from softnce_theory.testing.suite import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED, check_loss
+
+        fam = family or mk.get("family")
+        if fam is None:
+            raise ValueError("softnce_audit needs family=... (argument or marker)")
+        n = max_examples or opt_examples or mk.get("max_examples") or _profile_max_examples()
+        s = seed if seed is not None else opt_seed if opt_seed is not None else mk.get("seed")
+        report = check_loss(
+            fn,
+            fam,
+            adapter=adapter or mk.get("adapter"),
+            max_examples=int(n or DEFAULT_MAX_EXAMPLES),
+            seed=DEFAULT_SEED if s is None else int(s),
+            properties=properties,
+            skip=skip,
+        )
+        if not report.passed:
+            pytest.fail(report.table(), pytrace=False)
+        return report
+
+    return audit

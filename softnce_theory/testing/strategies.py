@@ -1,8 +1,23 @@
 """Hypothesis strategies for contrastive-loss inputs, composable with ``@given``.
 
-Every strategy draws NumPy arrays (so shrinking is effective) and is bounded by default:
-logits up to ``|x| <= 1e4``, temperatures log-uniform in [1e-3, 1e3], small batches.
-Convert with :func:`as_tensor`.
+Every strategy draws NumPy arrays (convert with :func:`as_tensor`) and is bounded by default:
+logits up to ``|x| <= 1e4``, temperatures log-uniform in [1e-3, 1e3], small batches. The random
+content comes from a drawn seed, while the *structure* (sizes, scale, target kind, label layout)
+is drawn by Hypothesis directly, so a failing example shrinks to the smallest batch, the smallest
+scale and the simplest kind that still fail.
+
+Strategies (all keyword-configurable):
+
+* :func:`logits` -- ``(n, c)`` logits with a log-uniform scale up to ``max_abs``;
+* :func:`simplex_targets` -- rows on the simplex: one-hot, uniform, near-degenerate, mixup,
+  smoothed, Dirichlet (:data:`TARGET_KINDS`);
+* :func:`noise_distributions` -- a class prior ``q``, optionally with zero-probability classes;
+* :func:`temperatures` -- log-uniform temperatures;
+* :func:`epsilons` -- label-smoothing strengths;
+* :func:`class_labels` -- integer labels with a controlled class multiplicity
+  (:data:`LABEL_LAYOUTS`: singleton classes, single-class batches, instance pairs, ...);
+* :func:`labelled_embeddings` -- raw (unnormalised) embeddings with labels;
+* :func:`query_key_pairs` -- raw query/key rows for in-batch InfoNCE.
 """
 
 from __future__ import annotations
@@ -15,40 +30,82 @@ from hypothesis import strategies as st
 
 TARGET_KINDS = ("onehot", "uniform", "near_degenerate", "mixup", "smoothed", "dirichlet")
 
+#: label layouts of :func:`class_labels` (the first is the one a failing example shrinks to)
+LABEL_LAYOUTS = (
+    "random",  # labels uniform in [0, num_classes): multiplicity varies, singletons occur
+    "instance_pairs",  # every class has exactly two members (SimCLR-style instance labels)
+    "with_singletons",  # at least one singleton class and at least one class with >= 2 members
+    "all_singletons",  # every label distinct: no anchor has a positive
+    "single_class",  # every label equal: no anchor has a negative
+    "balanced",  # about k classes of (nearly) equal size, every class >= 2
+)
 
-def as_tensor(x: Any, dtype: torch.dtype = torch.float64, requires_grad: bool = False) -> torch.Tensor:
+IntOrStrategy = int | st.SearchStrategy[int]
+
+# default size strategies (module-level singletons; strategies are immutable)
+_ROWS = st.integers(1, 6)
+_CLASSES = st.integers(2, 8)
+_BATCH = st.integers(2, 10)
+_LABEL_CLASSES = st.integers(1, 4)
+_DIMS = st.integers(2, 6)
+_PAIRS = st.integers(1, 8)
+
+
+def as_tensor(
+    x: Any, dtype: torch.dtype = torch.float64, requires_grad: bool = False
+) -> torch.Tensor:
     return torch.tensor(np.asarray(x), dtype=dtype, requires_grad=requires_grad)
+
+
+def _resolve(draw: Any, v: IntOrStrategy) -> int:
+    return int(draw(v)) if isinstance(v, st.SearchStrategy) else int(v)
+
+
+def _rng(draw: Any) -> np.random.Generator:
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
 
 
 @st.composite
 def temperatures(draw: Any, min_value: float = 1e-3, max_value: float = 1e3) -> float:
-    """Log-uniform temperature in ``[min_value, max_value]``."""
+    """Log-uniform temperature in ``[min_value, max_value]`` (shrinks towards ``min_value``)."""
+    if not 0 < min_value <= max_value:
+        raise ValueError(f"need 0 < min_value <= max_value, got {min_value}, {max_value}")
     e = draw(st.floats(np.log10(min_value), np.log10(max_value)))
-    return float(10**e)
+    return float(min(max(10**e, min_value), max_value))
+
+
+@st.composite
+def epsilons(draw: Any, min_value: float = 0.0, max_value: float = 1.0) -> float:
+    """Label-smoothing strength in ``[min_value, max_value]``; the end points are drawn often."""
+    if not 0.0 <= min_value <= max_value <= 1.0:
+        raise ValueError(f"need 0 <= min_value <= max_value <= 1, got {min_value}, {max_value}")
+    return float(
+        draw(st.one_of(st.floats(min_value, max_value), st.sampled_from((min_value, max_value))))
+    )
 
 
 @st.composite
 def logits(
     draw: Any,
-    n: int | st.SearchStrategy[int] = st.integers(1, 6),
-    c: int | st.SearchStrategy[int] = st.integers(2, 8),
+    n: IntOrStrategy = _ROWS,
+    c: IntOrStrategy = _CLASSES,
     max_abs: float = 1e4,
+    min_abs: float = 1e-2,
 ) -> np.ndarray:
-    """``(n, c)`` logits: a unit-normal pattern times a log-uniform scale up to ``max_abs``."""
-    n_ = draw(n) if isinstance(n, st.SearchStrategy) else n
-    c_ = draw(c) if isinstance(c, st.SearchStrategy) else c
-    seed = draw(st.integers(0, 2**32 - 1))
-    scale = 10 ** draw(st.floats(-2, float(np.log10(max_abs))))
-    z = np.random.default_rng(seed).standard_normal((n_, c_))
+    """``(n, c)`` logits: a unit-normal pattern times a log-uniform scale in ``[min_abs, max_abs]``.
+
+    The pattern is divided by ``max(1, max|z|)``, so no entry exceeds the drawn scale (the
+    largest is the scale itself unless every ``|z| < 1``) and ``max_abs`` bounds every logit.
+    """
+    n_, c_ = _resolve(draw, n), _resolve(draw, c)
+    rng = _rng(draw)
+    lo = min(np.log10(min_abs), np.log10(max_abs))
+    scale = 10 ** draw(st.floats(lo, float(np.log10(max_abs))))
+    z = rng.standard_normal((n_, c_))
     return np.clip(z / max(1.0, np.abs(z).max()) * scale, -max_abs, max_abs)
 
 
-@st.composite
-def simplex_targets(draw: Any, n: int, c: int, kinds: tuple[str, ...] = TARGET_KINDS) -> np.ndarray:
-    """``(n, c)`` rows on the simplex of the given kinds (one kind per draw)."""
-    kind = draw(st.sampled_from(kinds))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
+def _targets(rng: np.random.Generator, kind: str, n: int, c: int) -> np.ndarray:
     y = rng.integers(0, c, size=n)
     eye = np.eye(c)
     if kind == "onehot":
@@ -63,41 +120,173 @@ def simplex_targets(draw: Any, n: int, c: int, kinds: tuple[str, ...] = TARGET_K
     elif kind == "smoothed":
         eps = rng.uniform(0, 0.3)
         a = eye[y] * (1 - eps) + eps / c
-    else:
+    elif kind == "dirichlet":
         a = rng.dirichlet(np.full(c, 0.5), size=n)
+    else:
+        raise ValueError(f"unknown target kind {kind!r}; expected one of {TARGET_KINDS}")
     return a / a.sum(1, keepdims=True)
 
 
 @st.composite
-def noise_distributions(draw: Any, c: int, allow_zero: bool = False) -> np.ndarray:
-    """A length-``c`` probability vector; with ``allow_zero`` some classes may get exactly 0."""
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    q = rng.dirichlet(np.ones(c))
+def simplex_targets(draw: Any, n: int, c: int, kinds: tuple[str, ...] = TARGET_KINDS) -> np.ndarray:
+    """``(n, c)`` rows on the simplex of the given kinds (one kind per draw)."""
+    kind = draw(st.sampled_from(kinds))
+    return _targets(_rng(draw), kind, n, c)
+
+
+@st.composite
+def noise_distributions(
+    draw: Any, c: int, allow_zero: bool = False, min_prob: float = 0.0
+) -> np.ndarray:
+    """A length-``c`` probability vector; with ``allow_zero`` some classes may get exactly 0.
+
+    ``min_prob`` (applied before normalisation) keeps the non-zero entries away from 0.
+    """
+    rng = _rng(draw)
+    q = rng.dirichlet(np.ones(c)) + min_prob
     if allow_zero and c > 1 and draw(st.booleans()):
         k = draw(st.integers(1, c - 1))
         q[rng.choice(c, size=k, replace=False)] = 0.0
     return q / q.sum()
 
 
+def _layout_labels(rng: np.random.Generator, layout: str, n: int, k: int) -> np.ndarray:
+    if layout == "random":
+        return rng.integers(0, max(1, k), size=n)
+    if layout == "instance_pairs":
+        lab = np.arange(n) // 2  # an odd n leaves the last sample a singleton
+    elif layout == "with_singletons":
+        if n < 3:
+            raise ValueError(f"layout 'with_singletons' needs n >= 3, got {n}")
+        n_single = int(rng.integers(1, n - 1))  # 1 .. n-2 singletons, >= 2 others
+        rest = n - n_single
+        n_big = int(rng.integers(1, rest // 2 + 1))
+        big = np.sort(rng.integers(0, n_big, size=rest))
+        big[: 2 * n_big : 2] = np.arange(n_big)  # every big class gets >= 2 members
+        big[1 : 2 * n_big : 2] = np.arange(n_big)
+        lab = np.concatenate([big, n_big + np.arange(n_single)])
+    elif layout == "all_singletons":
+        lab = np.arange(n)
+    elif layout == "single_class":
+        lab = np.zeros(n, dtype=np.int64)
+    elif layout == "balanced":
+        if n < 2:
+            raise ValueError(f"layout 'balanced' needs n >= 2, got {n}")
+        m = max(2, n // max(1, k))
+        lab = np.minimum(np.arange(n) // m, n // m - 1)  # a short last class joins the previous
+    else:
+        raise ValueError(f"unknown label layout {layout!r}; expected one of {LABEL_LAYOUTS}")
+    perm = rng.permutation(n)
+    return np.asarray(lab, dtype=np.int64)[perm]
+
+
+@st.composite
+def class_labels(
+    draw: Any,
+    n: IntOrStrategy = _BATCH,
+    layouts: str | tuple[str, ...] = LABEL_LAYOUTS,
+    num_classes: IntOrStrategy = _LABEL_CLASSES,
+) -> np.ndarray:
+    """Integer labels of length ``n`` with a controlled class multiplicity.
+
+    ``layouts`` is one name of :data:`LABEL_LAYOUTS` or a tuple to choose from. ``num_classes``
+    is used by ``"random"`` (labels in ``[0, num_classes)``) and ``"balanced"`` (that many classes).
+    Layouts that need a minimum batch size raise ``ValueError`` when ``n`` is too small.
+    """
+    choices = (layouts,) if isinstance(layouts, str) else tuple(layouts)
+    layout = draw(st.sampled_from(choices))
+    n_, k_ = _resolve(draw, n), _resolve(draw, num_classes)
+    return _layout_labels(_rng(draw), layout, n_, k_)
+
+
+def _directions(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    z = rng.standard_normal((n, d))
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    while bool((norms < 1e-3).any()):  # practically never; keeps the direction well defined
+        z = rng.standard_normal((n, d))
+        norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return z / norms
+
+
 @st.composite
 def labelled_embeddings(
     draw: Any,
-    n: int | st.SearchStrategy[int] = st.integers(2, 10),
-    d: int | st.SearchStrategy[int] = st.integers(2, 6),
-    num_classes: int | st.SearchStrategy[int] = st.integers(1, 4),
+    n: IntOrStrategy = _BATCH,
+    d: IntOrStrategy = _DIMS,
+    num_classes: IntOrStrategy = _LABEL_CLASSES,
     scale: float = 3.0,
+    *,
+    layouts: str | tuple[str, ...] | None = None,
+    norm_range: tuple[float, float] | None = None,
+    cluster: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw (unnormalised) ``(n, d)`` embeddings with labels in ``[0, num_classes)``.
 
-    With few classes and several samples, class multiplicity varies; singleton classes and
-    single-class batches both occur (``num_classes=1`` forces the latter).
+    By default the embeddings are i.i.d. normal times ``scale`` and the labels uniform in
+    ``[0, num_classes)``: with few classes and several samples, class multiplicity varies, and
+    singleton classes and single-class batches both occur (``num_classes=1`` forces the latter).
+
+    Keyword options: ``layouts`` picks the label layout(s) (see :func:`class_labels`);
+    ``norm_range=(lo, hi)`` gives every row a log-uniform norm in that range (directions uniform);
+    ``cluster=True`` pulls same-class rows towards a shared class direction (realistic batches
+    with large positive similarities).
     """
-    n_ = draw(n) if isinstance(n, st.SearchStrategy) else n
-    d_ = draw(d) if isinstance(d, st.SearchStrategy) else d
-    k_ = draw(num_classes) if isinstance(num_classes, st.SearchStrategy) else num_classes
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    emb = rng.standard_normal((n_, d_)) * scale
-    labels = rng.integers(0, k_, size=n_)
-    return emb, labels
+    n_, d_, k_ = _resolve(draw, n), _resolve(draw, d), _resolve(draw, num_classes)
+    if layouts is None and norm_range is None and not cluster:
+        rng = _rng(draw)
+        emb = rng.standard_normal((n_, d_)) * scale
+        return emb, rng.integers(0, k_, size=n_)
+    if layouts is None:
+        rng = _rng(draw)
+        labels = rng.integers(0, k_, size=n_)
+    else:
+        labels = draw(class_labels(n_, layouts, k_))
+        rng = _rng(draw)
+    u = _directions(rng, n_, d_)
+    if cluster:
+        centres = _directions(rng, int(labels.max()) + 1, d_)
+        w = draw(st.floats(0.0, 4.0))
+        u = u + w * centres[labels]
+        u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    lo, hi = norm_range if norm_range is not None else (scale, scale)
+    r = 10 ** rng.uniform(np.log10(lo), np.log10(hi), size=(n_, 1))
+    return u * r, labels
+
+
+@st.composite
+def query_key_pairs(
+    draw: Any,
+    n: IntOrStrategy = _PAIRS,
+    d: IntOrStrategy = _DIMS,
+    norm_range: tuple[float, float] = (0.1, 10.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ``(n, d)`` query and key rows; key ``i`` is a noisy copy of query ``i``'s direction.
+
+    The noise level is drawn (0 gives keys parallel to their queries), and every row gets a
+    log-uniform norm in ``norm_range``.
+    """
+    n_, d_ = _resolve(draw, n), _resolve(draw, d)
+    noise = draw(st.sampled_from((0.0, 0.3, 1.0, 3.0)))
+    rng = _rng(draw)
+    q = _directions(rng, n_, d_)
+    k = q + noise * rng.standard_normal((n_, d_))
+    k = k / np.maximum(np.linalg.norm(k, axis=1, keepdims=True), 1e-12)
+    lo, hi = norm_range
+    rq = 10 ** rng.uniform(np.log10(lo), np.log10(hi), size=(n_, 1))
+    rk = 10 ** rng.uniform(np.log10(lo), np.log10(hi), size=(n_, 1))
+    return q * rq, k * rk
+
+
+__all__ = [
+    "LABEL_LAYOUTS",
+    "TARGET_KINDS",
+    "as_tensor",
+    "class_labels",
+    "epsilons",
+    "labelled_embeddings",
+    "logits",
+    "noise_distributions",
+    "query_key_pairs",
+    "simplex_targets",
+    "temperatures",
+]

@@ -1,0 +1,470 @@
+"""The testing kit itself: strategies, reference closed forms, the suite engine, the plugin."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from mpmath import mp
+
+from softnce_theory.testing import references as R
+from softnce_theory.testing import strategies as S
+from softnce_theory.testing.loader import load_target
+from softnce_theory.testing.suite import Arg, Caller, check_loss
+
+pytest_plugins = ("pytester",)
+
+HERE = Path(__file__).resolve().parent
+MUTANTS = HERE / "mutants" / "losses.py"
+
+
+def mutant(name: str):
+    return load_target(f"{MUTANTS}:{name}")
+
+
+# ----------------------------------------------------------------------------- strategies
+# (these @given tests run under the project's Hypothesis profile, tests/conftest.py)
+
+
+@given(S.logits())
+def test_logits_bounded(f):
+    assert f.ndim == 2 and 1 <= f.shape[0] <= 6 and 2 <= f.shape[1] <= 8
+    assert np.isfinite(f).all() and np.abs(f).max() <= 1e4
+
+
+@given(S.logits(n=3, c=4, max_abs=5.0, min_abs=1.0))
+def test_logits_configurable(f):
+    assert f.shape == (3, 4)
+    assert np.abs(f).max() <= 5.0
+
+
+@pytest.mark.parametrize("kind", S.TARGET_KINDS)
+@given(data=st.data())
+def test_simplex_targets_each_kind(kind, data):
+    a = data.draw(S.simplex_targets(4, 5, kinds=(kind,)))
+    assert a.shape == (4, 5) and (a >= 0).all()
+    np.testing.assert_allclose(a.sum(1), 1.0, rtol=0, atol=1e-12)
+    if kind == "onehot":
+        assert set(np.unique(a)) <= {0.0, 1.0}
+    if kind == "uniform":
+        np.testing.assert_allclose(a, 0.2)
+    if kind == "mixup":
+        assert ((a > 0).sum(1) <= 2).all()
+
+
+@given(S.noise_distributions(6, allow_zero=True))
+def test_noise_distributions(q):
+    assert q.shape == (6,) and (q >= 0).all() and (q > 0).any()
+    assert abs(q.sum() - 1) < 1e-12
+
+
+@given(S.noise_distributions(5, allow_zero=False, min_prob=0.01))
+def test_noise_min_prob(q):
+    assert (q > 0.01 / 1.06).all()
+
+
+def test_noise_zero_classes_occur():
+    seen = []
+
+    @given(S.noise_distributions(4, allow_zero=True))
+    def collect(q):
+        seen.append(int((q == 0).sum()))
+
+    collect()
+    assert max(seen) >= 1
+
+
+@given(S.temperatures(), S.temperatures(0.5, 2.0), S.epsilons(), S.epsilons(0.1, 0.2))
+def test_scalars_bounded(t, t2, e, e2):
+    assert 1e-3 <= t <= 1e3 and 0.5 <= t2 <= 2.0
+    assert 0.0 <= e <= 1.0 and 0.1 <= e2 <= 0.2
+
+
+def _sizes(labels):
+    return np.unique(labels, return_counts=True)[1]
+
+
+@given(S.class_labels(n=st.integers(3, 9), layouts="with_singletons"))
+def test_layout_with_singletons(lab):
+    c = _sizes(lab)
+    assert (c == 1).any() and (c >= 2).any()
+
+
+@given(S.class_labels(n=st.integers(2, 9), layouts=("all_singletons",)))
+def test_layout_all_singletons(lab):
+    assert (_sizes(lab) == 1).all()
+
+
+@given(S.class_labels(n=st.integers(2, 9), layouts="single_class"))
+def test_layout_single_class(lab):
+    assert len(np.unique(lab)) == 1
+
+
+@given(S.class_labels(n=st.sampled_from((2, 4, 6, 8)), layouts="instance_pairs"))
+def test_layout_instance_pairs(lab):
+    assert (_sizes(lab) == 2).all()
+
+
+@given(S.class_labels(n=st.integers(2, 11), layouts="balanced", num_classes=st.integers(1, 4)))
+def test_layout_balanced(lab):
+    c = _sizes(lab)
+    assert (c >= 2).all()
+
+
+def test_layout_errors():
+    with pytest.raises(ValueError, match="n >= 3"):
+
+        @given(S.class_labels(n=2, layouts="with_singletons"))
+        def f(lab):
+            pass
+
+        f()
+
+
+@given(S.labelled_embeddings())
+def test_labelled_embeddings_default(x):
+    emb, lab = x
+    assert emb.shape[0] == lab.shape[0] and 2 <= emb.shape[0] <= 10
+    assert lab.min() >= 0 and lab.max() < 4
+
+
+@given(S.labelled_embeddings(num_classes=1))
+def test_labelled_embeddings_single_class(x):
+    assert len(np.unique(x[1])) == 1
+
+
+@given(S.labelled_embeddings(n=6, layouts="with_singletons", norm_range=(0.5, 2.0), cluster=True))
+def test_labelled_embeddings_options(x):
+    emb, lab = x
+    r = np.linalg.norm(emb, axis=1)
+    assert ((r >= 0.5 - 1e-12) & (r <= 2.0 + 1e-12)).all()
+    assert (_sizes(lab) == 1).any()
+
+
+@given(S.query_key_pairs(norm_range=(0.2, 3.0)))
+def test_query_key_pairs(qk):
+    q, k = qk
+    assert q.shape == k.shape
+    for x in (q, k):
+        r = np.linalg.norm(x, axis=1)
+        assert ((r >= 0.2 - 1e-12) & (r <= 3.0 + 1e-12)).all()
+
+
+def test_strategies_compose_with_torch():
+    @given(S.labelled_embeddings(layouts="random"), S.temperatures(0.1, 1.0))
+    def run(x, t):
+        emb, lab = x
+        e = S.as_tensor(emb, requires_grad=True)
+        out = (torch.nn.functional.normalize(e, dim=-1).sum() / t) * len(lab)
+        out.backward()
+        assert e.grad is not None
+
+    run()
+
+
+# ----------------------------------------------------------------------------- registries
+
+
+def test_names_match_registries():
+    from softnce_theory.testing import ADAPTER_NAMES, FAMILY_NAMES
+    from softnce_theory.testing.adapters import ADAPTERS
+    from softnce_theory.testing.families import FAMILIES
+
+    assert tuple(FAMILIES) == FAMILY_NAMES
+    assert tuple(ADAPTERS) == ADAPTER_NAMES
+    for fam in FAMILIES.values():
+        props = fam.properties()
+        assert len({p.name for p in props}) == len(props)
+        kinds = {p.kind for p in props}
+        assert {"oracle", "gradient", "invariance", "limit", "edge", "dtype"} <= kinds
+
+
+def test_lazy_package_attributes():
+    import softnce_theory.testing as T
+
+    assert T.check_loss is check_loss
+    with pytest.raises(AttributeError):
+        _ = T.no_such_thing
+
+
+# ----------------------------------------------------------------------------- closed forms
+
+RNG = np.random.default_rng(12345)
+
+
+def _simplex(n, c):
+    return RNG.dirichlet(np.ones(c), size=n)
+
+
+def _cases():
+    n, c = 3, 4
+    f = RNG.standard_normal((n, c)) * 3
+    emb = RNG.standard_normal((5, 3))
+    lab = np.array([0, 0, 1, 1, 2])
+    q = _simplex(1, c)[0]
+    return {
+        "soft_ce": (f, _simplex(n, c)),
+        "label_smoothing": (f, np.array([0, 3, 1]), 0.3),
+        "collision_ce": (f, _simplex(n, c)),
+        "soft_target_infonce": (f, _simplex(n, c), q, 0.7),
+        "infonce": (RNG.standard_normal((4, 3)), RNG.standard_normal((4, 3)), 0.6),
+        "supcon_out": (emb, lab, 0.5),
+        "supcon_in": (emb, lab, 0.5),
+        "sincere": (emb, lab, 0.5),
+    }
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_closed_form_value_matches_oracle(family):
+    args = CASES[family]
+    with mp.workdps(50):
+        v, _ = R.CLOSED_FORMS[family](*args)
+    want, src = R.oracle_value(family, *args)
+    assert float(v) == pytest.approx(want, rel=1e-13)
+    assert src.startswith("numerics."), f"{family}: no numerics oracle found ({src})"
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_closed_form_gradient_matches_mp_diff(family):
+    """Closed-form gradients against central differences of the oracle value in mpmath."""
+    args = list(CASES[family])
+    _, grads = R.closed_form(family, *args)
+    names = {
+        "infonce": ("query", "keys"),
+        "supcon_out": ("embeddings",),
+        "supcon_in": ("embeddings",),
+        "sincere": ("embeddings",),
+    }.get(family, ("logits",))
+    for k, name in enumerate(names):
+        x0 = np.asarray(args[k], dtype=np.float64)
+        for idx in [(0, 0), (x0.shape[0] - 1, x0.shape[1] - 1)]:
+            with mp.workdps(40):
+
+                def f(h, idx=idx, k=k, x0=x0):
+                    x = [[mp.mpf(v) for v in row] for row in x0.tolist()]
+                    x[idx[0]][idx[1]] += h
+                    a = list(args)
+                    a[k] = x
+                    return _value_mp(family, a)
+
+                num = mp.diff(f, 0)
+            assert grads[name][idx] == pytest.approx(float(num), rel=1e-9, abs=1e-12)
+
+
+def _value_mp(family, a):
+    """Closed-form value at mp inputs (nested lists of mpf are converted exactly)."""
+    v, _ = R.CLOSED_FORMS[family](*a)
+    return v
+
+
+def test_identity_closed_forms():
+    """Instance labels: SINCERE = L_out = L_in = NT-Xent."""
+    emb = RNG.standard_normal((6, 3))
+    lab = np.array([0, 0, 1, 1, 2, 2])
+    want = float(R.ntxent_instance(emb, lab, 0.3))
+    for fam in ("supcon_out", "supcon_in", "sincere"):
+        assert R.closed_form(fam, emb, lab, 0.3)[0] == pytest.approx(want, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+def test_caller_binding_rules():
+    args = (Arg("embeddings", "float", True), Arg("labels", "long"), Arg("temperature", "scalar"))
+
+    def positional(e, lab, tau):
+        return e.sum() * 0 + tau
+
+    def keyword_only(embeddings, labels, *, temperature=1.0):
+        return embeddings.sum() * 0 + temperature
+
+    assert Caller(positional, args).keyword == (False, False, False)
+    assert Caller(keyword_only, args).keyword == (False, False, True)
+
+    def other_names(query, positive_key, *, temperature):
+        return query.sum()
+
+    qk = (Arg("query", "float", True), Arg("keys", "float", True), Arg("temperature", "scalar"))
+    assert Caller(other_names, qk).keyword == (False, False, True)
+
+    def extra_slot(embeddings, labels, weight=None, temperature=1.0):
+        return embeddings.sum()
+
+    assert Caller(extra_slot, args).keyword == (False, False, True)
+    ex = {"embeddings": np.ones((2, 2)), "labels": np.array([0, 0]), "temperature": 0.25}
+    assert Caller(positional, args).value(ex) == 0.25
+    assert Caller(keyword_only, args).value(ex) == 0.25
+    assert Caller(functools.partial(keyword_only, temperature=9.0), args).value(ex) == 0.25
+
+    def impossible(embeddings, *, temp):  # nowhere to put 'labels'
+        return embeddings.sum()
+
+    with pytest.raises(ValueError, match="adapter"):
+        Caller(impossible, args)
+
+
+def test_check_loss_argument_errors():
+    from softnce_theory.losses.cross_entropy import soft_target_cross_entropy as f
+
+    with pytest.raises(ValueError, match="unknown family"):
+        check_loss(f, "nope")
+    with pytest.raises(ValueError, match="max_examples"):
+        check_loss(f, "soft_ce", max_examples=0)
+    with pytest.raises(ValueError, match="no property"):
+        check_loss(f, "soft_ce", properties=["nope"])
+    with pytest.raises(ValueError, match="unknown adapter"):
+        check_loss(f, "soft_ce", adapter="nope")
+    with pytest.raises(ValueError, match="maps onto"):
+        check_loss(f, "soft_ce", adapter="pml")
+
+
+def test_report_of_a_failure_is_complete_and_json():
+    report = check_loss(
+        mutant("soft_ce_sum_reduction"), "soft_ce", max_examples=15, properties=["value_vs_oracle"]
+    )
+    assert not report.passed
+    (r,) = report.failures
+    assert r.status == "fail" and "value" in r.discrepancy and "oracle" in r.discrepancy
+    # shrunk: the smallest batch on which sum and mean differ has two rows
+    assert np.asarray(r.counterexample["logits"]).shape[0] == 2
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["passed"] is False and data["results"][0]["counterexample"]["logits"]
+    text = report.table()
+    assert "FAIL value_vs_oracle" in text and "minimal counterexample" in text
+    assert report["value_vs_oracle"] is r
+
+
+def test_unbindable_signature_is_a_usage_error():
+    def bad(x):
+        return x.sum()
+
+    with pytest.raises(ValueError, match="cannot bind"):
+        check_loss(bad, "soft_ce", max_examples=3)
+
+
+def test_crashing_loss_is_one_clear_error():
+    def bad(logits, targets):
+        raise RuntimeError("not implemented")
+
+    report = check_loss(
+        bad, "soft_ce", max_examples=3, properties=["value_vs_oracle", "low_precision"]
+    )
+    assert [r.status for r in report.results] == ["error", "error"]
+    msg = report.results[0].discrepancy
+    assert "cannot be called per the soft_ce contract" in msg and "not implemented" in msg
+
+
+def test_non_scalar_output_is_reported():
+    def rows(logits, targets):
+        return -(targets * torch.log_softmax(logits, -1)).sum(-1)
+
+    report = check_loss(rows, "soft_ce", max_examples=3, properties=["value_vs_oracle"])
+    assert report.results[0].status == "error" and "scalar" in report.results[0].discrepancy
+
+
+def test_seed_makes_the_audit_reproducible():
+    f = mutant("sincere_temperature_twice")
+    a = check_loss(f, "sincere", max_examples=10, seed=3, properties=["value_vs_oracle"])
+    b = check_loss(f, "sincere", max_examples=10, seed=3, properties=["value_vs_oracle"])
+    assert a.results[0].discrepancy == b.results[0].discrepancy
+
+
+# ----------------------------------------------------------------------------- production losses
+
+PRODUCTION = [
+    ("softnce_theory.losses.cross_entropy:soft_target_cross_entropy", "soft_ce", {}),
+    ("softnce_theory.losses.cross_entropy:label_smoothing_cross_entropy", "label_smoothing", {}),
+    ("softnce_theory.losses.collision_ce:collision_cross_entropy", "collision_ce", {}),
+    ("softnce_theory.losses.soft_target_infonce:soft_target_info_nce", "soft_target_infonce", {}),
+    ("softnce_theory.losses.sincere:sincere_loss", "sincere", {}),
+    ("softnce_theory.losses.sincere:supcon_loss", "supcon_out", {}),
+    ("softnce_theory.losses.sincere:supcon_loss", "supcon_in", {"variant": "in"}),
+    ("softnce_theory.losses.infonce:info_nce", "infonce", {}),
+    ("softnce_theory.losses.tiled:tiled_sincere_loss", "sincere", {"tile": 2}),
+    ("softnce_theory.losses.tiled:tiled_supcon_loss", "supcon_out", {"tile": 2}),
+    ("softnce_theory.losses.tiled:tiled_supcon_loss", "supcon_in", {"tile": 2, "variant": "in"}),
+    ("softnce_theory.losses.tiled:tiled_info_nce", "infonce", {"tile": 2}),
+    (
+        "softnce_theory.losses.tiled:tiled_soft_target_info_nce",
+        "soft_target_infonce",
+        {"tile": 2},
+    ),
+]
+
+
+def _production(target, kw):
+    mod, _, name = target.partition(":")
+    if importlib.util.find_spec(mod) is None:
+        pytest.skip(f"{mod} does not exist yet")
+    fn = getattr(importlib.import_module(mod), name, None)
+    if fn is None:
+        pytest.skip(f"{target} does not exist")
+    return functools.partial(fn, **kw) if kw else fn
+
+
+IDS = [f"{p[0].rpartition(':')[2]}-{p[1]}" for p in PRODUCTION]
+
+
+@pytest.mark.parametrize("target,family,kw", PRODUCTION, ids=IDS)
+def test_production_losses_pass_quick(target, family, kw):
+    report = check_loss(_production(target, kw), family, max_examples=4)
+    assert report.passed, report.table()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target,family,kw", PRODUCTION, ids=IDS)
+def test_production_losses_pass_default_audit(target, family, kw):
+    report = check_loss(_production(target, kw), family)
+    assert report.passed, report.table()
+    assert report.seconds <= 30, report.summary()
+
+
+# ----------------------------------------------------------------------------- pytest plugin
+
+
+def test_plugin_fixture_passes_and_fails(pytester):
+    pytester.makepyfile(
+        test_guard=f"""
+        import pytest
+        from softnce_theory.losses.cross_entropy import soft_target_cross_entropy
+        from softnce_theory.testing.loader import load_target
+
+        bad = load_target({str(MUTANTS)!r} + ":soft_ce_sum_reduction")
+
+        def test_good(softnce_audit):
+            softnce_audit(soft_target_cross_entropy, family="soft_ce", max_examples=3)
+
+        @pytest.mark.softnce_audit(family="soft_ce", max_examples=5)
+        def test_bad(softnce_audit):
+            softnce_audit(bad, properties=["value_vs_oracle"])
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*FAIL value_vs_oracle*", "*minimal counterexample*"])
+
+
+def test_plugin_options_registered(pytester):
+    result = pytester.runpytest_inprocess("--help")
+    result.stdout.fnmatch_lines(["*--softnce-max-examples*"])
+
+
+def test_plugin_respects_loaded_profile():
+    """The project's profile (tests/conftest.py) sets max_examples; the fixture follows it."""
+    from hypothesis import settings
+
+    from softnce_theory.testing import plugin
+
+    current = settings.default.max_examples
+    expected = None if current == settings.get_profile("default").max_examples else current
+    assert plugin._profile_max_examples() == expected
