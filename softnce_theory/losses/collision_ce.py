@@ -1,0 +1,564 @@
+r"""Collision cross-entropy, the self-labeling loss and its pseudo-label solvers (EM and PGD).
+
+Source: Zhang & Boykov, *Collision Cross-entropy for Soft Class Labels and Deep Clustering*
+(arXiv 2303.07321; v1 titled *Collision Cross-entropy and EM Algorithm for Self-labeled
+Classification*). The paper body was unavailable: the collision cross-entropy itself is stated in
+the abstract, everything else here (self-labeling loss, EM M-step) is **reconstructed** in the
+project's research note ``collision_ce.md`` (§1, §3) and marked as such below.
+
+Notation: :math:`\sigma_i = \operatorname{softmax}(z_i)` is the prediction, :math:`y_i` a soft
+(pseudo-)label on the simplex, :math:`N` rows, :math:`K` classes, :math:`u = \mathbf 1/K`,
+:math:`\bar y = \frac1N\sum_i y_i`.
+
+.. math::
+    H_2(y, \sigma) = -\ln \sum_k y_k \sigma_k = -\ln \Pr(C = T),
+    \qquad C \sim \sigma,\ T \sim y \text{ independent.}
+
+Numerics (all in log space, at least float32):
+
+* the value is :math:`-\ln(1 - d)` with :math:`d = \sum_k \sigma_k (1 - y_k) = \Pr(C \ne T)`
+  (``log1p``) when :math:`d \le 1/2`, and otherwise a logsumexp of :math:`z + \ln y` shifted by
+  the logit of the dominant collision class (so a logit gap of :math:`10^4` keeps full relative
+  precision); exact zeros in :math:`y` are :math:`\ln 0 = -\infty` inside the logsumexp;
+* the gradient is analytic (a custom autograd function): :math:`\sigma - \tilde y` with
+  :math:`\tilde y = y\odot\sigma/\sigma^\top y`, evaluated as
+  :math:`\sigma_k (P - y_k)/P` with :math:`P - y_k = (y_M - y_k) + \sum_j \sigma_j (y_j - y_M)`
+  (:math:`M = \arg\max_k z_k`), which has no cancellation when :math:`\tilde y \approx \sigma`
+  (one-hot target on a confident prediction, uniform target: exactly 0); and
+  :math:`\partial H_2/\partial y_k = -\sigma_k/\sigma^\top y`, finite at :math:`y_k = 0`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from softnce_theory.losses._common import (
+    Reduction,
+    check_float,
+    check_nonempty,
+    check_reduction,
+    check_same_shape,
+    check_simplex,
+    check_temperature,
+    compute_dtype,
+    reduce,
+    values_checked,
+)
+
+__all__ = [
+    "CollisionCrossEntropy",
+    "EMResult",
+    "SelfLabelingLoss",
+    "collision_cross_entropy",
+    "em_pseudo_labels",
+    "pgd_pseudo_labels",
+    "project_simplex",
+    "pseudo_label_gap",
+    "pseudo_label_gradient",
+    "pseudo_label_kkt_residual",
+    "pseudo_label_objective",
+    "self_labeling_loss",
+]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def check_nonnegative(x: object, name: str) -> float:
+    """A finite real number >= 0 (Python number or 0-d tensor). Local helper: ``_common`` only
+    has :func:`check_temperature` (> 0)."""
+    if isinstance(x, torch.Tensor):
+        if x.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got shape {tuple(x.shape)}")
+        x = x.item()
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{name} must be a real number, got {type(x).__name__}")
+    xf = float(x)
+    if not math.isfinite(xf) or xf < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {x!r}")
+    return xf
+
+
+def check_max_iter(x: object, name: str = "max_iter") -> int:
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise ValueError(f"{name} must be an int >= 1, got {type(x).__name__}")
+    if x < 1:
+        raise ValueError(f"{name} must be >= 1, got {x}")
+    return x
+
+
+# ----------------------------------------------------------------------------- H2 kernel
+
+
+def _shifted(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Row-wise pieces of :math:`\\ln\\sum_k y_k e^{z_k}` shifted by its dominant term ``m``.
+
+    Returns ``logy``, ``a = z - z_m``, ``logy_m``, ``t = a + logy - logy_m`` (so ``t_m = 0``),
+    ``L = logsumexp(t)`` and ``dead`` (rows where ``y`` and ``softmax(z)`` have disjoint support).
+    Forming ``z - z_m`` before adding ``log y`` keeps the relevant differences exact at
+    ``|z| ~ 1e4`` (``z + log y`` would round at ``ulp(1e4) ~ 2e-12``).
+    """
+    logy = torch.log(y)
+    m = torch.argmax(z + logy, dim=-1, keepdim=True)
+    z_m = z.gather(-1, m)
+    logy_m = logy.gather(-1, m)
+    dead = torch.isneginf(z_m + logy_m).squeeze(-1)
+    z_m = torch.where(torch.isfinite(z_m), z_m, torch.zeros_like(z_m))
+    logy_m = torch.where(torch.isfinite(logy_m), logy_m, torch.zeros_like(logy_m))
+    a = z - z_m
+    t = a + (logy - logy_m)
+    big_l = torch.logsumexp(t, dim=-1, keepdim=True)
+    return logy, a, logy_m, t, big_l, dead
+
+
+def _h2_rows(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-row :math:`H_2` (see the module docstring for the two branches)."""
+    _, a, logy_m, _, big_l, dead = _shifted(z, y)
+    sigma = torch.exp(torch.log_softmax(z, dim=-1))
+    d = (sigma * (1 - y)).sum(-1)  # Pr(C != T), no cancellation
+    near = -torch.log1p(-d.clamp(max=0.5))
+    far = (torch.logsumexp(a, dim=-1, keepdim=True) - logy_m - big_l).squeeze(-1)
+    far = torch.where(dead, torch.full_like(far, math.inf), far)
+    return torch.where(d <= 0.5, near, far)
+
+
+def _h2_grads(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Analytic per-row gradients: ``(sigma - ytilde, -sigma / (sigma . y))``; 0 on dead rows."""
+    _, a, logy_m, t, big_l, dead = _shifted(z, y)
+    r = torch.exp(a - logy_m - big_l)  # sigma_k / P, exact-shift form
+    ytilde = torch.exp(t - big_l)
+    sigma = torch.exp(torch.log_softmax(z, dim=-1))
+    top = torch.argmax(z, dim=-1, keepdim=True)
+    y_top = y.gather(-1, top)
+    p_minus_y = (y_top - y) + (sigma * (y - y_top)).sum(-1, keepdim=True)  # P - y_k
+    accurate = r * p_minus_y
+    gz = torch.where(torch.isfinite(accurate), accurate, sigma - ytilde)
+    dead2 = dead.unsqueeze(-1)
+    gz = torch.where(dead2, torch.zeros_like(gz), gz)
+    gy = torch.where(dead2, torch.zeros_like(r), -r)
+    return gz, gy
+
+
+class _CollisionCE(torch.autograd.Function):
+    """Per-row :math:`H_2` with the analytic (and twice differentiable) backward."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z, y)
+        return _h2_rows(z, y)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        z, y = ctx.saved_tensors
+        gz, gy = _h2_grads(z, y)
+        g = grad.unsqueeze(-1)
+        dz = g * gz if ctx.needs_input_grad[0] else None
+        dy = g * gy if ctx.needs_input_grad[1] else None
+        return dz, dy
+
+
+def _h2(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    dt = compute_dtype(logits, targets)
+    out: torch.Tensor = _CollisionCE.apply(logits.to(dt), targets.to(dt))
+    return out
+
+
+def _check_pair(logits: object, targets: object, tname: str, validate: bool) -> None:
+    check_float(logits, "logits", 2)
+    check_float(targets, tname, 2)
+    assert isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)
+    check_nonempty(logits, "logits")
+    check_same_shape(logits, targets, "logits", tname)
+    check_simplex(targets, tname, validate=validate)
+
+
+def collision_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""Collision cross-entropy of soft targets against softmax predictions.
+
+    .. math::
+        \ell_i = H_2(y_i, \sigma_i) = -\ln \sum_{k=1}^{K} y_{ik}\,\sigma_{ik},
+        \qquad \sigma_i = \operatorname{softmax}(z_i)
+
+    Source: Zhang & Boykov (2023), arXiv 2303.07321, abstract (the collision probability
+    :math:`\Pr(C=T)`); research note ``collision_ce.md`` §1, §2.
+
+    Args:
+        logits: ``(N, K)`` logits :math:`z_i` (NaN/Inf propagate).
+        targets: ``(N, K)`` rows on the simplex; exact zeros are allowed.
+        reduction: ``"mean"`` over rows (default), ``"sum"`` or ``"none"``.
+        validate: run the data-dependent simplex check (skipped under ``torch.compile``).
+
+    Conventions:
+        * exact zeros in ``targets`` give no NaN in the value or either gradient;
+        * ``targets`` may require grad: :math:`\partial\ell_i/\partial y_{ik} =
+          -\sigma_{ik}/\sigma_i^\top y_i` is defined (finite) at :math:`y_{ik} = 0` (it can
+          overflow to ``-inf`` when :math:`\sigma_{ik}/\sigma_i^\top y_i > 10^{308}`);
+        * **disjoint supports** (only possible with ``-inf`` logits) give ``+inf``; the gradient
+          of such a row is set to 0 (the loss is infinite there, not differentiable);
+        * with finite logits the value is finite even where :math:`\sigma` underflows in
+          float64 (e.g. :math:`2\cdot10^4` at a logit gap of :math:`2\cdot10^4`);
+        * second derivatives (double backward) are supported; with respect to ``targets``
+          they need strictly positive targets;
+        * one-hot targets give exactly Shannon CE; uniform targets give :math:`\ln K` and a
+          zero gradient (exactly 0 in floating point).
+    """
+    _check_pair(logits, targets, "targets", validate)
+    check_reduction(reduction)
+    return reduce(_h2(logits, targets), reduction).to(logits.dtype)
+
+
+def self_labeling_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lam: float,
+    reduction: Reduction = "mean",
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""Self-labeling loss: mean collision CE plus a reverse-KL fairness term (**reconstructed**).
+
+    .. math::
+        L(z, y) = \frac1N \sum_i H_2(y_i, \sigma_i) + \lambda\, \mathrm{KL}(u \,\|\, \bar y),
+        \qquad \mathrm{KL}(u\|\bar y) = -\ln K - \frac1K \sum_k \ln \bar y_k
+
+    Source: **reconstructed** in research note ``collision_ce.md`` §1 from the abstracts of
+    arXiv 2303.07321 ("self-labeling loss combining collision cross entropy with basic clustering
+    criteria is convex w.r.t. pseudo-labels") and the companion 2301.11405 (reverse KL,
+    "stronger fairness"). The paper's exact fairness term is unverified; a **forward-KL variant**
+    :math:`\lambda\,\mathrm{KL}(\bar y\|u)` (Jabi et al.) is also plausible and is *not* what this
+    function computes.
+
+    Reductions: the per-row loss is :math:`H_2(y_i,\sigma_i) + \lambda\,\mathrm{KL}(u\|\bar y)`
+    (the batch term broadcast), so ``"mean"`` is :math:`L` above, ``"sum"`` is :math:`N L`, and
+    ``"none"`` returns the ``(N,)`` vector whose mean is :math:`L`.
+
+    A class with :math:`\bar y_k = 0` makes the fairness term ``+inf`` (it is a barrier);
+    ``lam = 0`` drops the term altogether (the loss is then the mean collision CE).
+
+    Accuracy: the collision-CE part keeps full relative precision; the fairness term needs the
+    batch means :math:`\bar y_k` (and the rows' deviation from the simplex), whose rounding gives
+    it an absolute error of a few :math:`\lambda\,\epsilon_{\text{mach}}` — visible in relative
+    terms only near the loss's minimum (balanced, confident labels, :math:`L \lesssim 10^{-4}`),
+    where the value is that ill-conditioned in its inputs anyway.
+    """
+    _check_pair(logits, y, "y", validate)
+    lam_f = check_nonnegative(lam, "lam")
+    check_reduction(reduction)
+    h = _h2(logits, y)
+    if lam_f != 0:  # lam = 0 drops the term (no 0 * inf = NaN for an empty class)
+        h = h + lam_f * _kl_uniform_mean(y.to(h.dtype))
+    return reduce(h, reduction).to(logits.dtype)
+
+
+def _kl_uniform_mean(y: torch.Tensor) -> torch.Tensor:
+    r""":math:`\mathrm{KL}(u\|\bar y) = \frac1K\sum_k [x_k - \ln(1 + x_k)] - \frac1K\sum_k x_k`
+    with :math:`x_k = K\bar y_k - 1`. Each bracket is :math:`\ge 0`; :math:`\ln(1+x_k)` is
+    ``log1p(x_k)`` for :math:`|x_k| < 1/2` (accurate near :math:`\bar y = u`, where the naive
+    :math:`-\ln K - \mathrm{mean}\ln\bar y` cancels) and :math:`\ln(K\bar y_k)` otherwise.
+    :math:`\frac1K\sum_k x_k = \sum_k\bar y_k - 1` is the rows' deviation from the simplex (0
+    for exactly normalised rows)."""
+    n, k = y.shape
+    ky = y.sum(0) * (k / n)
+    x = ky - 1
+    small = x.abs() < 0.5
+    log_ky = torch.where(
+        small, torch.log1p(torch.where(small, x, torch.zeros_like(x))), torch.log(ky)
+    )
+    return (x - log_ky).mean() - (y.sum() - n) / n
+
+
+class CollisionCrossEntropy(nn.Module):
+    """Module form of :func:`collision_cross_entropy`."""
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return collision_cross_entropy(logits, targets, reduction=self.reduction)
+
+
+class SelfLabelingLoss(nn.Module):
+    """Module form of :func:`self_labeling_loss` (**reconstructed** loss)."""
+
+    def __init__(self, lam: float, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.lam = check_nonnegative(lam, "lam")
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self_labeling_loss(logits, y, lam=self.lam, reduction=self.reduction)
+
+
+# ----------------------------------------------------------------------------- pseudo-labels
+
+
+@dataclass
+class EMResult:
+    """Result of a pseudo-label solver.
+
+    ``y``: the ``(N, K)`` pseudo-labels (dtype of ``probs``); ``history``: the objective
+    :math:`F` at the start and after every accepted iteration (``len == iterations + 1``);
+    ``iterations``: accepted updates; ``converged``: the stopping rule fired before ``max_iter``.
+    """
+
+    y: torch.Tensor
+    history: list[float] = field(default_factory=list)
+    iterations: int = 0
+    converged: bool = False
+
+
+def _objective(logs: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+    """:math:`F(y) = -\\frac1N\\sum_i \\ln\\sigma_i^\\top y_i - \\lambda\\sum_k u_k\\ln\\bar y_k`."""
+    fit = -torch.logsumexp(logs + torch.log(y), dim=-1).mean()
+    if lam == 0:
+        return fit
+    return fit - lam * torch.log(y.mean(0)).mean()
+
+
+def _gradient(sigma: torch.Tensor, logs: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+    """:math:`\\partial F/\\partial y_{ik} = -\\frac1N(\\sigma_{ik}/\\sigma_i^\\top y_i
+    + \\lambda u_k/\\bar y_k)`."""
+    n, k = y.shape
+    logp = torch.logsumexp(logs + torch.log(y), dim=-1, keepdim=True)
+    g = torch.exp(logs - logp)
+    if lam != 0:
+        g = g + (lam / k) / y.mean(0, keepdim=True)
+    return -g / n
+
+
+def _prepare(
+    probs: object, y0: object, lam: float, validate: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    check_float(probs, "probs", 2)
+    assert isinstance(probs, torch.Tensor)
+    check_nonempty(probs, "probs")
+    check_simplex(probs, "probs", validate=validate)
+    dt = compute_dtype(probs)
+    sigma = probs.to(dt)
+    if y0 is None:
+        y = sigma.clone()
+        yname = "probs (the default y0)"
+    else:
+        check_float(y0, "y0", 2)
+        assert isinstance(y0, torch.Tensor)
+        check_same_shape(probs, y0, "probs", "y0")
+        check_simplex(y0, "y0", validate=validate)
+        y = y0.to(dt).clone()
+        yname = "y0"
+    if values_checked(validate):
+        if bool(((sigma * y).sum(-1) <= 0).any()):
+            raise ValueError(
+                f"{yname} rows must overlap the probs rows (sigma_i . y_i > 0), else F = +inf"
+            )
+        if lam > 0 and bool((y.sum(0) <= 0).any()):
+            raise ValueError(
+                f"{yname} must give every class positive mass when lam > 0 "
+                "(a class with mean 0 makes F = +inf and stays at 0)"
+            )
+    return sigma, torch.log(sigma), y
+
+
+def em_pseudo_labels(
+    probs: torch.Tensor,
+    *,
+    lam: float,
+    y0: torch.Tensor | None = None,
+    tol: float = 1e-9,
+    max_iter: int = 1000,
+    validate: bool = True,
+) -> EMResult:
+    r"""EM (majorise-minimise) solver for the pseudo-labels of the self-labeling loss
+    (**reconstructed**, research note ``collision_ce.md`` §3).
+
+    Minimises over :math:`y_i \in \Delta_K` (``probs`` :math:`=\sigma` fixed)
+
+    .. math::
+        F(y) = -\frac1N \sum_i \ln \sigma_i^\top y_i - \lambda \sum_k u_k \ln \bar y_k ,
+
+    which is :func:`self_labeling_loss` in :math:`y` up to the constant :math:`-\lambda\ln K`.
+    Each iteration:
+
+    * **E-step** (tight Jensen bounds): :math:`T_i = \sigma_i\odot y_i / \sigma_i^\top y_i`
+      (in log space), :math:`S_{ik} = y_{ik}/\sum_j y_{jk}` (column-normalised :math:`y`);
+    * **M-step** (closed form, Lagrange/Gibbs):
+      :math:`y_{ik} \leftarrow (T_{ik} + \lambda N u_k S_{ik}) / (1 + \lambda N \sum_c u_c S_{ic})`
+      (the denominator is evaluated as the row sum of the numerator, equal since
+      :math:`\sum_k T_{ik} = 1`, so rows stay on the simplex to rounding).
+
+    Equivalently :math:`y_{ik} \leftarrow y_{ik}\,g_{ik}/\mu_i` with :math:`g = \nabla F`,
+    :math:`\mu_i = \sum_k y_{ik} g_{ik}`: interior fixed points satisfy the KKT conditions.
+    :math:`F` never increases; zeros of ``y0`` stay zero, so initialise in the interior
+    (the default :math:`y^{(0)} = \sigma`) to reach the global optimum of the convex :math:`F`.
+
+    Stops when the relative decrease :math:`(F_{t-1} - F_t)/|F_{t-1}| \le` ``tol`` (an increase,
+    possible only by rounding, also stops it) or after ``max_iter`` iterations. This is a stall
+    test, not an optimality certificate: EM can be slow (sublinear near an optimum on the
+    boundary of the simplex) and a loose ``tol`` may stop it early; :func:`pseudo_label_gap`
+    bounds :math:`F(y) - \min F`. Vectorised over the batch; one host sync per iteration (the
+    stopping test). Computes in ``compute_dtype(probs)`` (use float64 for tight tolerances).
+    """
+    lam_f = check_nonnegative(lam, "lam")
+    tol_f = check_temperature(tol, "tol")
+    n_iter = check_max_iter(max_iter)
+    sigma, logs, y = _prepare(probs, y0, lam_f, validate)
+    n, k = sigma.shape
+    c = lam_f * n / k  # lambda * N * u_k
+    history = [float(_objective(logs, y, lam_f))]
+    converged = False
+    it = 0
+    for it in range(1, n_iter + 1):  # noqa: B007 - `it` is reported
+        s = logs + torch.log(y)
+        t = torch.exp(s - torch.logsumexp(s, dim=-1, keepdim=True))  # E-step, T
+        num = t + c * (y / y.sum(0, keepdim=True)) if c != 0 else t  # T + lam N u S
+        y = num / num.sum(-1, keepdim=True)  # M-step
+        f_new = float(_objective(logs, y, lam_f))
+        f_old = history[-1]
+        history.append(f_new)
+        if f_old - f_new <= tol_f * abs(f_old):
+            converged = True
+            break
+    return EMResult(y.to(probs.dtype), history, it, converged)
+
+
+def project_simplex(v: torch.Tensor) -> torch.Tensor:
+    r"""Exact Euclidean projection of each row (last dimension) onto the probability simplex.
+
+    .. math:: \Pi(v) = \arg\min_{x \in \Delta_K} \|x - v\|_2 = \max(v - \theta, 0),
+
+    with :math:`\theta = (\sum_{j\le\rho} v_{(j)} - 1)/\rho`, :math:`v_{(1)}\ge v_{(2)}\ge\dots`
+    sorted and :math:`\rho = \max\{j : v_{(j)} - (\sum_{i\le j} v_{(i)} - 1)/j > 0\}`
+    (sort-based algorithm; Held, Wolfe & Crowder 1974, Duchi et al. 2008). Vectorised over all
+    leading dimensions, ``O(K log K)`` per row, no Python loop. NaN propagates.
+    """
+    check_float(v, "v")
+    if v.dim() == 0 or v.shape[-1] == 0:
+        raise ValueError(f"v must have a non-empty last dimension, got shape {tuple(v.shape)}")
+    u, _ = torch.sort(v, dim=-1, descending=True)
+    css = u.cumsum(-1) - 1
+    ind = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
+    cond = (u - css / ind) > 0
+    rho = cond.sum(-1, keepdim=True).clamp(min=1)  # cond is a prefix; rho >= 1 always holds
+    theta = css.gather(-1, rho - 1) / rho.to(v.dtype)
+    return torch.clamp(v - theta, min=0)
+
+
+def pgd_pseudo_labels(
+    probs: torch.Tensor,
+    *,
+    lam: float,
+    step: float,
+    y0: torch.Tensor | None = None,
+    tol: float = 1e-9,
+    max_iter: int = 1000,
+    validate: bool = True,
+) -> EMResult:
+    r"""Projected-gradient baseline for the same problem as :func:`em_pseudo_labels`.
+
+    :math:`y \leftarrow \Pi_{\Delta}(y - \eta\,\nabla F(y))` row-wise with the exact simplex
+    projection :func:`project_simplex` and a fixed step :math:`\eta` = ``step``. The gradient
+    entries scale like :math:`1/N`, so a workable step scales like :math:`N`; too large a step
+    oscillates or leaves the domain (:math:`\sigma_i^\top y_i = 0` or :math:`\bar y_k = 0`).
+
+    Stops when :math:`|F_{t-1} - F_t| \le` ``tol`` :math:`\cdot |F_{t-1}|` (``converged=True``),
+    after ``max_iter`` iterations, or when a step would make :math:`F` non-finite (that step is
+    rejected and ``converged=False``). Unlike EM, :math:`F` need not decrease monotonically.
+    """
+    lam_f = check_nonnegative(lam, "lam")
+    eta = check_temperature(step, "step")
+    tol_f = check_temperature(tol, "tol")
+    n_iter = check_max_iter(max_iter)
+    sigma, logs, y = _prepare(probs, y0, lam_f, validate)
+    history = [float(_objective(logs, y, lam_f))]
+    converged = False
+    accepted = 0
+    for _ in range(n_iter):
+        y_new = project_simplex(y - eta * _gradient(sigma, logs, y, lam_f))
+        f_new = float(_objective(logs, y_new, lam_f))
+        if not math.isfinite(f_new):
+            break
+        f_old = history[-1]
+        y = y_new
+        history.append(f_new)
+        accepted += 1
+        if abs(f_old - f_new) <= tol_f * abs(f_old):
+            converged = True
+            break
+    return EMResult(y.to(probs.dtype), history, accepted, converged)
+
+
+def _check_probs_y(probs: object, y: object, validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    check_float(probs, "probs", 2)
+    check_float(y, "y", 2)
+    assert isinstance(probs, torch.Tensor) and isinstance(y, torch.Tensor)
+    check_nonempty(probs, "probs")
+    check_same_shape(probs, y, "probs", "y")
+    check_simplex(probs, "probs", validate=validate)
+    check_simplex(y, "y", validate=validate)
+    dt = compute_dtype(probs, y)
+    return probs.to(dt), y.to(dt)
+
+
+def pseudo_label_objective(
+    probs: torch.Tensor, y: torch.Tensor, *, lam: float, validate: bool = True
+) -> torch.Tensor:
+    r"""The pseudo-label objective :math:`F(y)` of :func:`em_pseudo_labels` (**reconstructed**),
+    a 0-d tensor in the compute dtype (``+inf`` outside its domain)."""
+    lam_f = check_nonnegative(lam, "lam")
+    sigma, yy = _check_probs_y(probs, y, validate)
+    return _objective(torch.log(sigma), yy, lam_f)
+
+
+def pseudo_label_gradient(
+    probs: torch.Tensor, y: torch.Tensor, *, lam: float, validate: bool = True
+) -> torch.Tensor:
+    r""":math:`\nabla_y F`, entries :math:`-\frac1N(\sigma_{ik}/\sigma_i^\top y_i
+    + \lambda u_k/\bar y_k)`."""
+    lam_f = check_nonnegative(lam, "lam")
+    sigma, yy = _check_probs_y(probs, y, validate)
+    return _gradient(sigma, torch.log(sigma), yy, lam_f)
+
+
+def pseudo_label_kkt_residual(
+    probs: torch.Tensor, y: torch.Tensor, *, lam: float, validate: bool = True
+) -> float:
+    r"""Relative KKT residual of :math:`\min_{y_i\in\Delta_K} F(y)` at ``y``.
+
+    With :math:`g = \nabla F` and :math:`\mu_i = \sum_k y_{ik} g_{ik}` (the multiplier that the
+    KKT conditions force), returns
+    :math:`\max_{i,k}\,[\,y_{ik}|g_{ik}-\mu_i| + \max(0, \mu_i - g_{ik})\,]/|\mu_i|`:
+    complementary slackness plus dual feasibility; 0 exactly at a KKT point, which (:math:`F`
+    convex, linear constraints) is a global minimiser.
+    """
+    lam_f = check_nonnegative(lam, "lam")
+    sigma, yy = _check_probs_y(probs, y, validate)
+    g = _gradient(sigma, torch.log(sigma), yy, lam_f)
+    mu = (yy * g).sum(-1, keepdim=True)
+    res = (yy * (g - mu).abs() + torch.clamp(mu - g, min=0)) / mu.abs()
+    return float(res.max())
+
+
+def pseudo_label_gap(
+    probs: torch.Tensor, y: torch.Tensor, *, lam: float, validate: bool = True
+) -> float:
+    r"""Frank-Wolfe duality gap :math:`\sum_i(\mu_i - \min_k g_{ik})` with :math:`g = \nabla F`,
+    :math:`\mu_i = \sum_k y_{ik}g_{ik}`: by convexity of :math:`F` it bounds the suboptimality,
+    :math:`0 \le F(y) - \min F \le` gap (a certificate, not an estimate)."""
+    lam_f = check_nonnegative(lam, "lam")
+    sigma, yy = _check_probs_y(probs, y, validate)
+    g = _gradient(sigma, torch.log(sigma), yy, lam_f)
+    mu = (yy * g).sum(-1)
+    return float((mu - g.min(-1).values).sum())
