@@ -476,11 +476,17 @@ def test_from_logits_matches_embedding_form():
 # ----------------------------------------------------------------------------- claims
 
 
+SYMBOLIC_NOT_CLOSED = {"sincere.kl_bound"}
+
+
 @pytest.mark.parametrize("claim", claims.CLAIMS, ids=lambda c: c.id)
 def test_claims_are_proved_or_checked(claim):
     result = check_claim(claim, CheckConfig(quick=True))
     assert result.status in ("proved", "checked"), [
         (leg.leg, leg.outcome, leg.detail, leg.counterexample) for leg in result.legs
     ]
-    if "symbolic" in claim.evidence:
+    if claim.id in SYMBOLIC_NOT_CLOSED:
+        # the symbolic leg checks every algebraic step but not the exchangeable-slot argument
+        assert result.status == "checked"
+    elif "symbolic" in claim.evidence:
         assert result.status == "proved"
