@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-FORMATS = ("png", "pdf", "svg")
+from softnce_theory.plots._core import FORMATS
 
 
 def register(sub: Any) -> None:
@@ -28,7 +28,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--format", default="png", help="comma-separated: png,pdf,svg (default %(default)s)"
     )
-    p.add_argument("--quick", action="store_true", help="smaller grids for expensive Monte Carlo")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller grids and fewer Monte Carlo samples (seconds per figure)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for every random component")
     p.add_argument(
         "--from-json", metavar="SIDECAR", default=None, help="re-render one figure from its sidecar"
@@ -41,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
+    if bad or not formats or len(set(formats)) != len(formats):
         raise ValueError(
             f"--format must be a comma-separated subset of {FORMATS}, got {args.format!r}"
         )
-    names = args.names or list(FIGURES)
+    names = list(dict.fromkeys(args.names)) or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; choose from {FIGURES}")
@@ -53,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--from-json re-renders exactly one figure: name it")
     cache: dict[str, Any] = {}
     failed = 0
+    t_all = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
         try:
@@ -66,8 +71,19 @@ def run(args: argparse.Namespace) -> int:
                 results_cache=cache,
             )
         except GateError as exc:
-            print(f"REFUSED {exc}", file=sys.stderr)
+            print(f"REFUSED {exc}; no file written", file=sys.stderr)
+            failed += 1
+            continue
+        except Exception as exc:  # one broken figure must not stop the others
+            print(f"FAILED {name}: {type(exc).__name__}: {exc}; no file written", file=sys.stderr)
             failed += 1
             continue
         print(f"{name}: {', '.join(str(p) for p in paths)} ({time.perf_counter() - t0:.1f} s)")
+    done = len(names) - failed
+    print(
+        f"{done}/{len(names)} figure(s) written to {args.out} in "
+        f"{time.perf_counter() - t_all:.1f} s"
+        + (f"; {failed} refused or failed" if failed else ""),
+        file=sys.stderr if failed else sys.stdout,
+    )
     return 1 if failed else 0
