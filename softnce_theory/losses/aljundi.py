@@ -45,6 +45,7 @@ from softnce_theory.losses.sincere import (
     masked_logsumexp,
     softplus,
 )
+from softnce_theory.losses.tiled import resolve_tile, tiled_esupcon_loss
 
 __all__ = [
     "ESupConLoss",
@@ -217,6 +218,7 @@ def esupcon_loss(
     normalize: bool = True,
     reduction: Reduction = "mean",
     validate: bool = True,
+    tile: int | None = None,
 ) -> torch.Tensor:
     r"""ESupCon of Aljundi et al. 2023, **reconstructed** (see :func:`esupcon_formula`).
 
@@ -233,6 +235,19 @@ def esupcon_loss(
         temperature, normalize, reduction, validate: as in :func:`prototype_cross_entropy`;
             ``"none"`` returns ``B * V`` per-row losses.
     """
+    k = resolve_tile(tile, embeddings, family="esupcon")
+    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+        return tiled_esupcon_loss(
+            embeddings,
+            labels,
+            prototypes,
+            temperature=temperature,
+            normalize=normalize,
+            reduction=reduction,
+            validate=validate,
+            tile=k,
+        )
+
     check_reduction(reduction)
     z, w, lab, t = _prepare(embeddings, labels, prototypes, temperature, normalize, validate, True)
     rows = esupcon_formula((z @ z.transpose(0, 1)) / t, (z @ w.transpose(0, 1)) / t, lab)

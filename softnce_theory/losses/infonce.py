@@ -42,6 +42,7 @@ from softnce_theory.losses._common import (
     reduce,
     values_checked,
 )
+from softnce_theory.losses.tiled import resolve_tile, tiled_info_nce, tiled_symmetric_info_nce
 
 __all__ = [
     "InfoNCE",
@@ -198,6 +199,7 @@ def info_nce(
     negative_log_q: torch.Tensor | None = None,
     reduction: Reduction = "mean",
     validate: bool = True,
+    tile: int | None = None,
 ) -> torch.Tensor:
     r"""InfoNCE (one direction: queries against keys).
 
@@ -234,6 +236,23 @@ def info_nce(
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
         validate: run the data-dependent finiteness checks of the log-q tensors.
     """
+    k = (
+        resolve_tile(tile, query, family="infonce")
+        if negative_keys is None and negative_log_q is None
+        else None
+    )
+    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+        return tiled_info_nce(
+            query,
+            positive_key,
+            temperature=temperature,
+            similarity=similarity,
+            key_log_q=key_log_q,
+            reduction=reduction,
+            validate=validate,
+            tile=k,
+        )
+
     check_float(query, "query", 2)
     check_nonempty(query, "query")
     if query.shape[1] == 0:
@@ -288,6 +307,7 @@ def symmetric_info_nce(
     similarity: Similarity = "cosine",
     reduction: Reduction = "mean",
     validate: bool = True,
+    tile: int | None = None,
 ) -> torch.Tensor:
     r"""CLIP-style symmetric InfoNCE on in-batch keys.
 
@@ -307,6 +327,18 @@ def symmetric_info_nce(
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per pair ``i``).
         validate: accepted for API symmetry (there are no data-dependent checks).
     """
+    k = resolve_tile(tile, a, family="symmetric_infonce")
+    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+        return tiled_symmetric_info_nce(
+            a,
+            b,
+            temperature=temperature,
+            similarity=similarity,
+            reduction=reduction,
+            validate=validate,
+            tile=k,
+        )
+
     del validate
     check_float(a, "a", 2)
     check_nonempty(a, "a")

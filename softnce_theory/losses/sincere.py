@@ -57,6 +57,7 @@ from softnce_theory.losses._common import (
     compute_dtype,
     values_checked,
 )
+from softnce_theory.losses.tiled import resolve_tile, tiled_sincere_loss, tiled_supcon_loss
 
 __all__ = [
     "SINCERELoss",
@@ -284,6 +285,7 @@ def supcon_loss(
     base_temperature: float | None = None,
     reduction: Reduction = "mean",
     validate: bool = True,
+    tile: int | None = None,
 ) -> torch.Tensor:
     r"""Supervised contrastive loss of Khosla et al. (2020), :math:`\mathcal L_{out}` or
     :math:`\mathcal L_{in}`.
@@ -310,6 +312,20 @@ def supcon_loss(
             per-row losses, 0 where the anchor has no positive).
         validate: run the data-dependent label check (skipped under ``torch.compile``).
     """
+    k = resolve_tile(tile, embeddings, family="supcon")
+    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+        return tiled_supcon_loss(
+            embeddings,
+            labels,
+            temperature=temperature,
+            variant=variant,
+            normalize=normalize,
+            base_temperature=base_temperature,
+            reduction=reduction,
+            validate=validate,
+            tile=k,
+        )
+
     v = _check_variant(variant)
     logits, lab, t = _prepare(embeddings, labels, temperature, normalize, reduction, validate)
     scale = _scale(t, base_temperature)
@@ -329,6 +345,7 @@ def sincere_loss(
     base_temperature: float | None = None,
     reduction: Reduction = "mean",
     validate: bool = True,
+    tile: int | None = None,
 ) -> torch.Tensor:
     r"""SINCERE loss of Feeney & Hughes: per positive pair, the softmax runs over the pair
     itself and the anchor's different-class samples only.
@@ -343,6 +360,19 @@ def sincere_loss(
     (``labels = arange(B)`` and ``V = 2`` views) it equals NT-Xent / InfoNCE. Arguments as in
     :func:`supcon_loss`.
     """
+    k = resolve_tile(tile, embeddings, family="sincere")
+    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+        return tiled_sincere_loss(
+            embeddings,
+            labels,
+            temperature=temperature,
+            normalize=normalize,
+            base_temperature=base_temperature,
+            reduction=reduction,
+            validate=validate,
+            tile=k,
+        )
+
     logits, lab, t = _prepare(embeddings, labels, temperature, normalize, reduction, validate)
     scale = _scale(t, base_temperature)
     rows = sincere_rows(logits, lab)

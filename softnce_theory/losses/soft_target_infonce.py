@@ -71,6 +71,7 @@ from softnce_theory.losses._common import (
     simplex_tol,
     values_checked,
 )
+from softnce_theory.losses.tiled import resolve_tile, tiled_soft_target_info_nce
 
 __all__ = [
     "InfoNCEHardLabels",
@@ -204,6 +205,7 @@ def soft_target_info_nce(
     offset: int = 0,
     reduction: Reduction = "mean",
     validate: bool = True,
+    tile: int | None = None,
 ) -> torch.Tensor:
     r"""Soft-target InfoNCE.
 
@@ -232,6 +234,25 @@ def soft_target_info_nce(
             zero-probability classes, positives equal to ``targets``); skipped under
             ``torch.compile``.
     """
+    k = resolve_tile(
+        tile,
+        logits,
+        family="soft_target_infonce",
+        columns=candidates if candidates is not None else targets,
+    )
+    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+        return tiled_soft_target_info_nce(
+            logits,
+            targets,
+            noise_probs,
+            temperature=temperature,
+            candidates=candidates,
+            offset=offset,
+            reduction=reduction,
+            validate=validate,
+            tile=k,
+        )
+
     check_float(logits, "logits", 2)
     check_nonempty(logits, "logits")
     check_float(targets, "targets", 2)
