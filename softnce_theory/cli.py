@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from softnce_theory import __version__
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS: tuple[str, ...] = ("verify", "claims")
+COMMANDS: tuple[str, ...] = ("verify", "claims", "plots", "audit", "mc", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -235,8 +235,8 @@ def esupcon_loss(
         temperature, normalize, reduction, validate: as in :func:`prototype_cross_entropy`;
             ``"none"`` returns ``B * V`` per-row losses.
     """
-    k = resolve_tile(tile, embeddings, family="esupcon")
-    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+    tile_k = resolve_tile(tile, embeddings, family="esupcon")
+    if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
         return tiled_esupcon_loss(
             embeddings,
             labels,
@@ -245,7 +245,7 @@ def esupcon_loss(
             normalize=normalize,
             reduction=reduction,
             validate=validate,
-            tile=k,
+            tile=tile_k,
         )
 
     check_reduction(reduction)

@@ -236,12 +236,12 @@ def info_nce(
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
         validate: run the data-dependent finiteness checks of the log-q tensors.
     """
-    k = (
+    tile_k = (
         resolve_tile(tile, query, family="infonce")
         if negative_keys is None and negative_log_q is None
         else None
     )
-    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+    if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
         return tiled_info_nce(
             query,
             positive_key,
@@ -250,7 +250,7 @@ def info_nce(
             key_log_q=key_log_q,
             reduction=reduction,
             validate=validate,
-            tile=k,
+            tile=tile_k,
         )
 
     check_float(query, "query", 2)
@@ -327,8 +327,8 @@ def symmetric_info_nce(
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per pair ``i``).
         validate: accepted for API symmetry (there are no data-dependent checks).
     """
-    k = resolve_tile(tile, a, family="symmetric_infonce")
-    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+    tile_k = resolve_tile(tile, a, family="symmetric_infonce")
+    if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
         return tiled_symmetric_info_nce(
             a,
             b,
@@ -336,7 +336,7 @@ def symmetric_info_nce(
             similarity=similarity,
             reduction=reduction,
             validate=validate,
-            tile=k,
+            tile=tile_k,
         )
 
     del validate

@@ -312,8 +312,8 @@ def supcon_loss(
             per-row losses, 0 where the anchor has no positive).
         validate: run the data-dependent label check (skipped under ``torch.compile``).
     """
-    k = resolve_tile(tile, embeddings, family="supcon")
-    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+    tile_k = resolve_tile(tile, embeddings, family="supcon")
+    if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
         return tiled_supcon_loss(
             embeddings,
             labels,
@@ -323,7 +323,7 @@ def supcon_loss(
             base_temperature=base_temperature,
             reduction=reduction,
             validate=validate,
-            tile=k,
+            tile=tile_k,
         )
 
     v = _check_variant(variant)
@@ -360,8 +360,8 @@ def sincere_loss(
     (``labels = arange(B)`` and ``V = 2`` views) it equals NT-Xent / InfoNCE. Arguments as in
     :func:`supcon_loss`.
     """
-    k = resolve_tile(tile, embeddings, family="sincere")
-    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+    tile_k = resolve_tile(tile, embeddings, family="sincere")
+    if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
         return tiled_sincere_loss(
             embeddings,
             labels,
@@ -370,7 +370,7 @@ def sincere_loss(
             base_temperature=base_temperature,
             reduction=reduction,
             validate=validate,
-            tile=k,
+            tile=tile_k,
         )
 
     logits, lab, t = _prepare(embeddings, labels, temperature, normalize, reduction, validate)

@@ -234,13 +234,13 @@ def soft_target_info_nce(
             zero-probability classes, positives equal to ``targets``); skipped under
             ``torch.compile``.
     """
-    k = resolve_tile(
+    tile_k = resolve_tile(
         tile,
         logits,
         family="soft_target_infonce",
         columns=candidates if candidates is not None else targets,
     )
-    if k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
+    if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
         return tiled_soft_target_info_nce(
             logits,
             targets,
@@ -250,7 +250,7 @@ def soft_target_info_nce(
             offset=offset,
             reduction=reduction,
             validate=validate,
-            tile=k,
+            tile=tile_k,
         )
 
     check_float(logits, "logits", 2)
