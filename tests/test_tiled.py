@@ -561,6 +561,7 @@ def test_none_reduction_order_matches_input_order():
         (lambda e, y: tiled.tiled_esupcon_loss(e, y, e[:2]), "prototypes"),
         (lambda e, y: tiled.tiled_info_nce(e, e[:-1]), "positive_key"),
         (lambda e, y: tiled.tiled_info_nce(e, e, similarity="l2"), "similarity"),
+        (lambda e, y: tiled.tiled_info_nce(e, e, negative_mode="both"), "negative_mode"),
         (lambda e, y: tiled.tiled_symmetric_info_nce(e, e.double()), "b"),
     ],
 )
@@ -710,3 +711,19 @@ def test_cli_bench_registered():
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["bench", "--help"])
     assert exc.value.code == 0
+
+
+def test_bench_em_smoke(tmp_path):
+    """benchmarks/bench_em.py end to end at a tiny size (no timing assertions)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        bench_em = importlib.import_module("bench_em")
+    finally:
+        sys.path.pop(0)
+    js = tmp_path / "em.json"
+    args = ["--sizes", "32x4", "--steps", "1,10", "--budget", "2", "--repeats", "1"]
+    assert bench_em.main([*args, "--max-iter", "400", "--json", str(js)]) == 0
+    r = json.loads(js.read_text())["results"][0]
+    assert set(r["runs"]) == {"em", "pgd:1", "pgd:10"}
+    assert all(v["iterations_run"] >= 1 for v in r["runs"].values())
+    assert r["fw_gap_rel"] >= 0

@@ -248,6 +248,7 @@ def info_nce(
             temperature=temperature,
             similarity=similarity,
             key_log_q=key_log_q,
+            negative_mode=negative_mode,
             reduction=reduction,
             validate=validate,
             tile=tile_k,

@@ -254,6 +254,7 @@ def tiled_info_nce(
     temperature: float = 0.1,
     similarity: Similarity = "cosine",
     key_log_q: torch.Tensor | None = None,
+    negative_mode: str = "unpaired",
     reduction: Reduction = "mean",
     validate: bool = True,
     tile: int | None = None,
@@ -267,6 +268,8 @@ def tiled_info_nce(
 
     :func:`softnce_theory.losses.infonce.info_nce` with ``negative_keys=None`` (same arguments,
     validation and accurate softplus form), never storing the ``B x B`` logits.
+    ``negative_mode`` is only validated (it has no effect without negative keys), as in the
+    dense function.
     """
     from softnce_theory.losses import infonce as nce
 
@@ -278,6 +281,10 @@ def tiled_info_nce(
     check_same_shape(query, positive_key, "query", "positive_key")
     t = check_temperature(temperature)
     nce._check_similarity(similarity)
+    if negative_mode not in nce.NEGATIVE_MODES:
+        raise ValueError(
+            f"negative_mode must be one of {nce.NEGATIVE_MODES}, got {negative_mode!r}"
+        )
     check_reduction(reduction)
     b = query.shape[0]
     dt = compute_dtype(query)
