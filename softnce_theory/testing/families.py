@@ -401,8 +401,11 @@ def _argmax_labels(targets: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- soft_ce
 
 
-def _build_soft_ce(fam: Family) -> list[Property]:
-    base = _logit_case()
+def _logit_target_props(
+    fam: Family, base: st.SearchStrategy[Example], gradient: str
+) -> list[Property]:
+    """Value vs oracle, gradient vs closed form, logit-shift and batch-permutation invariance:
+    shared by the ``(logits, targets)`` families (soft CE, collision CE)."""
     return [
         prop_oracle(
             fam,
@@ -411,7 +414,7 @@ def _build_soft_ce(fam: Family) -> list[Property]:
             "oracle",
             "float64 value vs the 50-digit oracle (all target kinds, logits up to 1e2)",
         ),
-        prop_gradient(fam, base, "autograd vs (p*sum(alpha) - alpha)/N"),
+        prop_gradient(fam, base, gradient),
         prop_invariance(
             fam,
             _shifted(base),
@@ -426,6 +429,13 @@ def _build_soft_ce(fam: Family) -> list[Property]:
             "batch_permutation_invariance",
             "permuting the rows (logits and targets) leaves the mean unchanged",
         ),
+    ]
+
+
+def _build_soft_ce(fam: Family) -> list[Property]:
+    base = _logit_case()
+    return [
+        *_logit_target_props(fam, base, "autograd vs (p*sum(alpha) - alpha)/N"),
         prop_closed(
             fam,
             _logit_case(kinds=("onehot",)),
@@ -477,28 +487,7 @@ def _build_soft_ce(fam: Family) -> list[Property]:
 def _build_collision(fam: Family) -> list[Property]:
     base = _logit_case()
     return [
-        prop_oracle(
-            fam,
-            base,
-            "value_vs_oracle",
-            "oracle",
-            "float64 value vs the 50-digit oracle (all target kinds, logits up to 1e2)",
-        ),
-        prop_gradient(fam, base, "autograd vs (sigma - y*sigma/(sigma.y))/N"),
-        prop_invariance(
-            fam,
-            _shifted(base),
-            _apply_shift,
-            "logit_shift_invariance",
-            "adding a constant to every logit of a row leaves the loss unchanged",
-        ),
-        prop_invariance(
-            fam,
-            _permuted(base, "logits"),
-            _apply_perm(("logits", "targets")),
-            "batch_permutation_invariance",
-            "permuting the rows (logits and targets) leaves the mean unchanged",
-        ),
+        *_logit_target_props(fam, base, "autograd vs (sigma - y*sigma/(sigma.y))/N"),
         prop_closed(
             fam,
             _logit_case(kinds=("onehot",)),
