@@ -7,17 +7,20 @@ For each problem size (N, K) the benchmark draws fixed network posteriors
     F(y) = -1/N sum_i log(sigma_i . y_i) - lam * sum_k u_k log(mean_i y_ik)
 
 (``softnce_theory.losses.collision_ce``; reconstructed, research note ``collision_ce.md`` §3)
-with ``em_pseudo_labels`` and with ``pgd_pseudo_labels`` for every step in a grid
-(``step = c * N``, the gradient scales like 1/N). Both start from ``y0 = sigma``.
+with ``em_pseudo_labels`` (SQUAREM-accelerated, the default, and plain EM with
+``accelerate=False``) and with ``pgd_pseudo_labels`` for every step in a grid
+(``step = c * N``, the gradient scales like 1/N). All start from ``y0 = sigma``.
 
 * Reference optimum ``F*``: the smallest objective any run reaches; it is certified by the
   Frank-Wolfe duality gap of the best iterate (``0 <= F(y) - min F <= gap``), reported.
 * "Iterations to tolerance": the first iteration with ``(F_t - F*) / |F*| <= tol``
-  (default 1e-6). Both solvers are memoryless in ``y``, so runs are continued in chunks
-  (``y0`` = last iterate) until the tolerance is reached, the run stalls or diverges, or a
-  time budget is spent.
-* "Time to tolerance": a separate, timed run of exactly that many iterations (best of
-  ``--repeats``), for EM and for the best PGD step (fewest iterations; ties by time).
+  (default 1e-6), and the solver steps it cost (``EMResult.work``: E+M steps for EM, two or
+  three per accelerated iteration; projected-gradient steps for PGD). Runs are continued in
+  chunks (``y0`` = last iterate) until the tolerance is reached, the run stalls or diverges,
+  or a time budget is spent.
+* "Time to tolerance": a separate, timed run of exactly that many iterations from ``sigma``
+  (best of ``--repeats``; its final gap is re-checked against ``tol``), for both EMs and for
+  the best PGD step (fewest iterations; ties by time).
 
 Usage::
 
@@ -70,6 +73,7 @@ def trace(
     """Run ``solve(probs, y0=..., max_iter=...)`` in chunks; the full objective history."""
     y = None
     hist: list[float] = []
+    work: list[int] = []
     t0 = time.perf_counter()
     status = "budget"
     while True:
@@ -79,7 +83,11 @@ def trace(
             break
         res = solve(probs, y0=y, max_iter=n_call)
         h = [float(v) for v in res.history]
-        hist.extend(h if not hist else h[1:])  # a continued run repeats its start value
+        w = [int(v) for v in res.work]
+        if hist:  # a continued run repeats its start value
+            h, w = h[1:], [work[-1] + v - res.work[0] for v in w[1:]]
+        hist.extend(h)
+        work.extend(w)
         y = res.y
         if res.converged or res.iterations < n_call:
             # converged: stagnation at float precision (tol ~ 0); otherwise a rejected step
@@ -87,7 +95,13 @@ def trace(
             break
         if time.perf_counter() - t0 > budget:
             break
-    return {"history": hist, "y": y, "status": status, "seconds": time.perf_counter() - t0}
+    return {
+        "history": hist,
+        "work": work,
+        "y": y,
+        "status": status,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def first_hit(history: Sequence[float], f_star: float, tol: float) -> int | None:
@@ -97,13 +111,15 @@ def first_hit(history: Sequence[float], f_star: float, tol: float) -> int | None
     return None
 
 
-def timed(solve: Callable[..., Any], probs: Any, iters: int, repeats: int) -> float:
-    best = math.inf
+def timed(solve: Callable[..., Any], probs: Any, iters: int, repeats: int) -> tuple[float, float]:
+    """Best wall time of ``repeats`` runs of ``iters`` iterations, and the final objective."""
+    best, final = math.inf, math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        solve(probs, max_iter=max(iters, 1))
+        res = solve(probs, max_iter=max(iters, 1))
         best = min(best, time.perf_counter() - t0)
-    return best
+        final = float(res.history[-1])
+    return best, final
 
 
 def bench_size(n: int, k: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -111,8 +127,11 @@ def bench_size(n: int, k: int, args: argparse.Namespace) -> dict[str, Any]:
     probs = make_probs(n, k, args.seed + n + k, args.logit_scale)
     lam, tiny = args.lam, 1e-300  # tol ~ 0: the chunks stop only on stagnation or divergence
 
-    def em_solve(p: Any, y0: Any = None, max_iter: int = 1) -> Any:
-        return em(p, lam=lam, y0=y0, tol=tiny, max_iter=max_iter)
+    def em_solve(accelerate: bool) -> Callable[..., Any]:
+        def f(p: Any, y0: Any = None, max_iter: int = 1) -> Any:
+            return em(p, lam=lam, y0=y0, tol=tiny, max_iter=max_iter, accelerate=accelerate)
+
+        return f
 
     def pgd_solve(step: float) -> Callable[..., Any]:
         def f(p: Any, y0: Any = None, max_iter: int = 1) -> Any:
@@ -120,11 +139,16 @@ def bench_size(n: int, k: int, args: argparse.Namespace) -> dict[str, Any]:
 
         return f
 
+    solvers: dict[str, Callable[..., Any]] = {"em": em_solve(True), "em-plain": em_solve(False)}
     runs: dict[str, dict[str, Any]] = {
-        "em": trace(em_solve, probs, args.budget, args.max_iter, args.chunk)
+        name: trace(solve, probs, args.budget, args.max_iter, args.chunk)
+        for name, solve in solvers.items()
     }
     for c in args.steps:
-        runs[f"pgd:{c:g}"] = trace(pgd_solve(c * n), probs, args.budget, args.max_iter, args.chunk)
+        solvers[f"pgd:{c:g}"] = pgd_solve(c * n)
+        runs[f"pgd:{c:g}"] = trace(
+            solvers[f"pgd:{c:g}"], probs, args.budget, args.max_iter, args.chunk
+        )
     finals = {name: min(f for f in r["history"] if math.isfinite(f)) for name, r in runs.items()}
     best_name = min(finals, key=lambda name: finals[name])
     f_star = finals[best_name]
@@ -147,23 +171,32 @@ def bench_size(n: int, k: int, args: argparse.Namespace) -> dict[str, Any]:
         final_gap = (finals[name] - f_star) / abs(f_star)
         out["runs"][name] = {
             "iterations_to_tol": hit,
+            "steps_to_tol": r["work"][hit] if hit is not None else None,
             "iterations_run": len(r["history"]) - 1,
             "status": r["status"],
             "final_rel_gap": final_gap,
             "trace_seconds": r["seconds"],
         }
-    em_hit = out["runs"]["em"]["iterations_to_tol"]
-    if em_hit is not None:
-        out["runs"]["em"]["seconds_to_tol"] = timed(em_solve, probs, em_hit, args.repeats)
+
+    def time_run(name: str) -> None:
+        x = out["runs"][name]
+        secs, final = timed(solvers[name], probs, x["iterations_to_tol"], args.repeats)
+        x["seconds_to_tol"] = secs
+        x["timed_rel_gap"] = (final - f_star) / abs(f_star)
+        x["timed_reached_tol"] = x["timed_rel_gap"] <= args.tol
+
+    for name in ("em", "em-plain"):
+        if out["runs"][name]["iterations_to_tol"] is not None:
+            time_run(name)
+    em_hit = out["runs"]["em"]["steps_to_tol"]
     cands = [
         (r["iterations_to_tol"], name)
         for name, r in out["runs"].items()
         if name.startswith("pgd") and r["iterations_to_tol"] is not None
     ]
     if cands:
-        it, name = min(cands)
-        step = float(name.split(":")[1])
-        out["runs"][name]["seconds_to_tol"] = timed(pgd_solve(step * n), probs, it, args.repeats)
+        name = min(cands)[1]
+        time_run(name)
         out["best_pgd"] = name
     else:
         out["best_pgd"] = None
@@ -171,16 +204,21 @@ def bench_size(n: int, k: int, args: argparse.Namespace) -> dict[str, Any]:
         r["trace_seconds"] for name, r in out["runs"].items() if name.startswith("pgd")
     )
     em_s = out["runs"]["em"].get("seconds_to_tol")
+    plain_s = out["runs"]["em-plain"].get("seconds_to_tol")
     pgd_s = out["runs"][out["best_pgd"]].get("seconds_to_tol") if out["best_pgd"] else None
+    if em_s and plain_s:
+        out["speedup_squarem_vs_plain"] = plain_s / em_s
     if em_s and pgd_s:
         out["speedup_time"] = pgd_s / em_s
-        out["speedup_iterations"] = out["runs"][out["best_pgd"]]["iterations_to_tol"] / max(
-            em_hit or 1, 1
-        )
+        out["speedup_steps"] = out["runs"][out["best_pgd"]]["steps_to_tol"] / max(em_hit or 1, 1)
+        if plain_s:
+            out["speedup_time_plain"] = pgd_s / plain_s
     elif em_s and not pgd_s:
         # no PGD step reached the tolerance: lower bound from the budget actually spent
-        spent = max(r["trace_seconds"] for name, r in out["runs"].items() if name != "em")
+        spent = max(r["trace_seconds"] for name, r in out["runs"].items() if name.startswith("pgd"))
         out["speedup_time_lower_bound"] = spent / em_s
+        if plain_s:
+            out["speedup_time_plain_lower_bound"] = spent / plain_s
     return out
 
 
@@ -195,29 +233,25 @@ def markdown(data: dict[str, Any]) -> str:
         f"{m['max_iter']} iterations.",
         "",
         f"sigma = softmax({m.get('logit_scale', 3.0):g} * randn(N, K)). Ratios are PGD / EM "
-        "(> 1: EM faster). 'PGD grid' is the time of the whole step search (every traced run).",
+        "(> 1: EM faster). EM time is the SQUAREM-accelerated default; 'plain EM' is accelerate=False.",
         "",
-        "| N | K | EM iters | EM time | best PGD step | PGD iters | PGD time | time ratio "
-        "PGD/EM | iteration ratio | PGD grid | FW gap / abs(F*) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | K | EM (SQUAREM): iterations / E+M steps / time | plain EM: steps / time | "
+        "best PGD step | PGD: steps / time | time PGD / EM | time PGD / plain EM | "
+        "FW gap / abs(F*) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["results"]:
-        em = r["runs"]["em"]
+        em, plain = r["runs"]["em"], r["runs"]["em-plain"]
         b = r["best_pgd"]
         pg = r["runs"][b] if b else {}
-        ratio = (
-            f"{r['speedup_time']:.1f}x"
-            if "speedup_time" in r
-            else f"> {r['speedup_time_lower_bound']:.1f}x (no step reached tol)"
-            if "speedup_time_lower_bound" in r
-            else "n/a"
-        )
+
         lines.append(
-            f"| {r['N']} | {r['K']} | {em['iterations_to_tol']} | "
-            f"{_fmt(em.get('seconds_to_tol'))} | {b.split(':')[1] + ' N' if b else 'none'} | "
-            f"{pg.get('iterations_to_tol', '-')} | {_fmt(pg.get('seconds_to_tol'))} | {ratio} | "
-            f"{r.get('speedup_iterations', float('nan')):.2f} | "
-            f"{_fmt(r.get('pgd_grid_seconds'))} | {r['fw_gap_rel']:.1e} |"
+            f"| {r['N']} | {r['K']} | {em['iterations_to_tol']} / {em['steps_to_tol']} / "
+            f"{_fmt(em.get('seconds_to_tol'))} | {plain['steps_to_tol'] or '-'} / "
+            f"{_fmt(plain.get('seconds_to_tol'))} | {b.split(':')[1] + ' N' if b else 'none'} | "
+            f"{pg.get('steps_to_tol', '-')} / {_fmt(pg.get('seconds_to_tol'))} | "
+            f"{_ratio(r, 'speedup_time')} | {_ratio(r, 'speedup_time_plain')} | "
+            f"{r['fw_gap_rel']:.1e} |"
         )
     lines += ["", "PGD step grid (iterations to tolerance; status of the run otherwise):", ""]
     steps = [f"pgd:{c:g}" for c in m["steps"]]
@@ -234,6 +268,14 @@ def markdown(data: dict[str, Any]) -> str:
             )
         lines.append(f"| {r['N']} | {r['K']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(r: dict[str, Any], key: str) -> str:
+    if key in r:
+        return f"{r[key]:.1f}x"
+    if key + "_lower_bound" in r:
+        return f"> {r[key + '_lower_bound']:.1f}x (no step reached tol)"
+    return "n/a"
 
 
 def _fmt(s: float | None) -> str:

@@ -253,14 +253,20 @@ def problems(draw, max_n=6, max_k=4):
     return torch.softmax(sst.as_tensor(rng.standard_normal((n, k)) * scale), -1), lam
 
 
+@pytest.mark.parametrize("accelerate", [False, True])
 @given(problem=problems())
-def test_em_decreases_monotonically_and_converges(problem):
+def test_em_decreases_monotonically_and_converges(problem, accelerate):
     s, lam = problem
     # EM can be sublinear near a boundary optimum: a loose tol keeps "converged" deterministic;
     # tight convergence is tested on fixed problems below
-    res = cce.em_pseudo_labels(s, lam=lam, tol=1e-6, max_iter=5000)
+    res = cce.em_pseudo_labels(s, lam=lam, tol=1e-6, max_iter=5000, accelerate=accelerate)
     h = np.array(res.history)
-    assert len(h) == res.iterations + 1
+    assert len(h) == res.iterations + 1 == len(res.work)
+    # cost accounting: one E+M step per plain iteration (plus the first); two per SQUAREM one
+    # plus one per backtrack (at most log_4 of the step bound, itself <= 2 ** iterations)
+    steps = np.diff(res.work)
+    assert res.work[0] == 1
+    assert np.all(steps == 1) if not accelerate else np.all((steps >= 2) & (steps <= 40))
     assert np.all(np.diff(h) <= 4 * np.finfo(np.float64).eps * np.abs(h[:-1]))
     assert res.converged
     torch.testing.assert_close(
@@ -279,7 +285,7 @@ def test_em_step_and_objective_match_oracle(problem, data):
     s, lam = problem
     seed = data.draw(st.integers(0, 2**32 - 1))
     y0 = torch.softmax(sst.as_tensor(np.random.default_rng(seed).standard_normal(s.shape)), -1)
-    got = cce.em_pseudo_labels(s, lam=lam, y0=y0, max_iter=1)
+    got = cce.em_pseudo_labels(s, lam=lam, y0=y0, max_iter=1, accelerate=False)
     with mp.workdps(50):
         want = oracle.em_step(s.numpy(), y0.numpy(), lam)
         _assert_normwise(got.y.numpy(), want)
@@ -290,13 +296,14 @@ def test_em_step_and_objective_match_oracle(problem, data):
         _assert_normwise(g, oracle.objective_grad(s.numpy(), y0.numpy(), lam))
 
 
+@pytest.mark.parametrize("accelerate", [False, True])
 @pytest.mark.parametrize(
     "seed,n,k,lam", [(0, 4, 3, 1.0), (1, 6, 2, 0.3), (2, 3, 3, 2.0), (3, 5, 4, 0.05)]
 )
-def test_em_and_pgd_reach_the_same_optimum(seed, n, k, lam):
+def test_em_and_pgd_reach_the_same_optimum(seed, n, k, lam, accelerate):
     rng = np.random.default_rng(seed)
     s = torch.softmax(sst.as_tensor(rng.standard_normal((n, k)) * 1.5), -1)
-    em = cce.em_pseudo_labels(s, lam=lam, tol=1e-13, max_iter=5000)
+    em = cce.em_pseudo_labels(s, lam=lam, tol=1e-13, max_iter=5000, accelerate=accelerate)
     pg = cce.pgd_pseudo_labels(s, lam=lam, step=0.1 * n, tol=1e-14, max_iter=5000)
     assert em.converged and pg.converged
     g_em = cce.pseudo_label_gap(s, em.y, lam=lam)
@@ -307,7 +314,8 @@ def test_em_and_pgd_reach_the_same_optimum(seed, n, k, lam):
     assert cce.pseudo_label_kkt_residual(s, em.y, lam=lam) < 1e-3
 
 
-def test_em_reaches_a_designed_interior_optimum():
+@pytest.mark.parametrize("accelerate", [False, True])
+def test_em_reaches_a_designed_interior_optimum(accelerate):
     rng = np.random.default_rng(5)
     with mp.workdps(50):
         sig_m, ystar, lam_m = oracle.designed_problem(rng, 3, 3)
@@ -316,22 +324,48 @@ def test_em_reaches_a_designed_interior_optimum():
     yst = torch.tensor([[float(v) for v in r] for r in ystar], dtype=torch.float64)
     lam = float(lam_m)
     assert cce.pseudo_label_kkt_residual(s, yst, lam=lam) < 1e-12
-    fixed = cce.em_pseudo_labels(s, lam=lam, y0=yst, max_iter=1).y
+    fixed = cce.em_pseudo_labels(s, lam=lam, y0=yst, max_iter=1, accelerate=False).y
     torch.testing.assert_close(fixed, yst, rtol=0, atol=1e-14)
-    res = cce.em_pseudo_labels(s, lam=lam, tol=1e-14, max_iter=5000)
+    res = cce.em_pseudo_labels(s, lam=lam, tol=1e-14, max_iter=5000, accelerate=accelerate)
     fstar = float(cce.pseudo_label_objective(s, yst, lam=lam))
     assert res.history[-1] >= fstar - 1e-13 * abs(fstar)
     assert res.history[-1] == pytest.approx(fstar, rel=1e-8)
 
 
-def test_em_zero_entries_stay_zero_and_pgd_rejects_divergent_steps():
+@pytest.mark.parametrize("accelerate", [False, True])
+def test_em_zero_entries_stay_zero_and_pgd_rejects_divergent_steps(accelerate):
     s = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], dtype=torch.float64)
     y0 = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]], dtype=torch.float64)
-    res = cce.em_pseudo_labels(s, lam=0.5, y0=y0, max_iter=50)
+    res = cce.em_pseudo_labels(s, lam=0.5, y0=y0, max_iter=50, accelerate=accelerate)
     assert float(res.y[0, 1]) == 0.0 and float(res.y[0, 2]) == 0.0
+    assert float(res.y[1, 0]) == 0.0 and all(math.isfinite(v) for v in res.history)
     bad = cce.pgd_pseudo_labels(s, lam=1.0, step=1e6, max_iter=20)
     assert all(math.isfinite(v) for v in bad.history)
     assert not bad.converged
+
+
+def test_squarem_needs_fewer_em_steps_on_a_boundary_optimum():
+    """Peaked sigma puts the optimum on faces of the simplex, where plain EM is slow; the
+    SQUAREM extrapolation must reach the same objective with several times fewer E+M steps."""
+    rng = np.random.default_rng(11)
+    s = torch.softmax(sst.as_tensor(rng.standard_normal((64, 8)) * 3), -1)
+    plain = cce.em_pseudo_labels(s, lam=1.0, tol=1e-300, max_iter=3000, accelerate=False)
+    fast = cce.em_pseudo_labels(s, lam=1.0, tol=1e-300, max_iter=3000, accelerate=True)
+    f_star = min(min(plain.history), min(fast.history))
+    gap = cce.pseudo_label_gap(s, fast.y, lam=1.0)
+    assert 0 <= fast.history[-1] - f_star <= gap + 1e-13 * abs(f_star)
+
+    def steps_to(res, tol=1e-6):
+        return next(
+            w for f, w in zip(res.history, res.work, strict=True) if (f - f_star) / f_star <= tol
+        )
+
+    assert 4 * steps_to(fast) <= steps_to(plain), (steps_to(fast), steps_to(plain))
+
+
+def test_em_accelerate_must_be_a_bool():
+    with pytest.raises(ValueError, match="accelerate must be a bool"):
+        cce.em_pseudo_labels(torch.full((2, 2), 0.5, dtype=torch.float64), lam=1.0, accelerate=1)
 
 
 # ----------------------------------------------------------------------------- simplex projection

@@ -724,6 +724,9 @@ def test_bench_em_smoke(tmp_path):
     args = ["--sizes", "32x4", "--steps", "1,10", "--budget", "2", "--repeats", "1"]
     assert bench_em.main([*args, "--max-iter", "400", "--json", str(js)]) == 0
     r = json.loads(js.read_text())["results"][0]
-    assert set(r["runs"]) == {"em", "pgd:1", "pgd:10"}
+    assert set(r["runs"]) == {"em", "em-plain", "pgd:1", "pgd:10"}
     assert all(v["iterations_run"] >= 1 for v in r["runs"].values())
     assert r["fw_gap_rel"] >= 0
+    em = r["runs"]["em"]  # the accelerated EM reaches the tolerance; the timed rerun agrees
+    assert em["iterations_to_tol"] is not None and em["timed_reached_tol"]
+    assert em["steps_to_tol"] >= 2 * em["iterations_to_tol"]

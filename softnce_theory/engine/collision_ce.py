@@ -473,19 +473,22 @@ def _em_monotone(cfg: CheckConfig) -> LegResult:
             lam = float(rng.uniform(0, 3))
             s = _problem(rng, n, c)
             y0 = torch.exp(torch.log_softmax(t64(rng.standard_normal((n, c))), -1))
-            got = cce.em_pseudo_labels(s, lam=lam, y0=y0, max_iter=1).y
+            got = cce.em_pseudo_labels(s, lam=lam, y0=y0, max_iter=1, accelerate=False).y
             want = _flat(oracle.em_step(s.numpy(), y0.numpy(), lam))
             step.close_normwise(got.ravel().tolist(), want, f"problem {q}: one EM step vs mpmath")
     for q in range(cfg.points(24, 6)):
         n, c = int(rng.integers(2, 9)), int(rng.integers(2, 6))
         lam = 0.0 if q % 5 == 0 else float(rng.uniform(0.05, 3))
         s = _problem(rng, n, c, float(rng.uniform(0.5, 4)))
-        hist = cce.em_pseudo_labels(s, lam=lam, tol=1e-300, max_iter=iters).history
-        for t_, (a, b) in enumerate(itertools.pairwise(hist)):
-            mono.holds((a - b) / abs(a), f"problem {q} (N={n}, K={c}, lam={lam:.3g}), step {t_}")
+        for acc in (False, True):
+            res = cce.em_pseudo_labels(s, lam=lam, tol=1e-300, max_iter=iters, accelerate=acc)
+            for t_, (a, b) in enumerate(itertools.pairwise(res.history)):
+                where = f"problem {q} (N={n}, K={c}, lam={lam:.3g}, accelerate={acc})"
+                mono.holds((a - b) / abs(a), f"{where}, iteration {t_}")
     return _merge(
         mono.result(
-            f"torch EM: F non-increasing (relative, up to 4 eps) over {iters} steps; one step vs mpmath"
+            f"torch EM, plain and SQUAREM-accelerated: F non-increasing (relative, up to 4 eps) "
+            f"over {iters} iterations; one plain step vs mpmath"
         ),
         em_step=step.result(),
     )
@@ -509,25 +512,29 @@ def _em_kkt(cfg: CheckConfig) -> LegResult:
             s = s / s.sum(1, keepdim=True)
             yst, lam = t64([[float(v) for v in r] for r in ystar]), float(lam_m)
             fstar = float(cce.pseudo_label_objective(s, yst, lam=lam))
-            em = cce.em_pseudo_labels(s, lam=lam, tol=1e-12, max_iter=4000)
-            f_em, gap = em.history[-1], cce.pseudo_label_gap(s, em.y, lam=lam)
             where = f"designed problem {q} (N={n}, K={c}, lam={lam:.3g})"
             cert.holds(1e-10 - cce.pseudo_label_kkt_residual(s, yst, lam=lam), f"{where}: KKT(y*)")
-            cert.holds(f_em - fstar + 1e-13 * abs(fstar), f"{where}: F_em >= F*")
-            cert.holds(gap + 1e-13 * abs(fstar) - (f_em - fstar), f"{where}: F_em - F* <= gap")
-            same.close(f_em, fstar, f"{where}: EM reaches F*")
+            for acc in (False, True):
+                em = cce.em_pseudo_labels(s, lam=lam, tol=1e-12, max_iter=4000, accelerate=acc)
+                f_em, gap = em.history[-1], cce.pseudo_label_gap(s, em.y, lam=lam)
+                w = f"{where}, accelerate={acc}"
+                cert.holds(f_em - fstar + 1e-13 * abs(fstar), f"{w}: F_em >= F*")
+                cert.holds(gap + 1e-13 * abs(fstar) - (f_em - fstar), f"{w}: F_em - F* <= gap")
+                same.close(f_em, fstar, f"{w}: EM reaches F*")
     for q in range(cfg.points(4, 1)):
         n, c = int(rng.integers(2, 5)), int(rng.integers(2, 4))
         lam = float(rng.uniform(0.2, 3))
         s = _problem(rng, n, c)
-        em = cce.em_pseudo_labels(s, lam=lam, tol=1e-12, max_iter=4000)
-        kkt = cce.pseudo_label_kkt_residual(s, em.y, lam=lam)
-        kkts.append(kkt)
-        cert.holds(1e-3 - kkt, f"random problem {q} (N={n}, K={c}): KKT residual {kkt:.2e}")
+        for acc in (False, True):
+            em = cce.em_pseudo_labels(s, lam=lam, tol=1e-12, max_iter=4000, accelerate=acc)
+            kkt = cce.pseudo_label_kkt_residual(s, em.y, lam=lam)
+            kkts.append(kkt)
+            where = f"random problem {q} (N={n}, K={c}, accelerate={acc})"
+            cert.holds(1e-3 - kkt, f"{where}: KKT residual {kkt:.2e}")
     return _merge(
         same.result(
-            "designed interior optimum: EM reaches F* (1e-6 rel) within its Frank-Wolfe gap, "
-            "KKT(y*) = 0; converged EM on random problems: KKT residual <= 1e-3",
+            "designed interior optimum: EM (plain and SQUAREM) reaches F* (1e-6 rel) within its "
+            "Frank-Wolfe gap, KKT(y*) = 0; converged EM on random problems: KKT residual <= 1e-3",
             kkt_residuals=kkts,
         ),
         certificates=cert.result(),
