@@ -445,6 +445,7 @@ def _spec(fam: str, impl: str, b: int, args: argparse.Namespace, **kw: Any) -> d
         "seed": args.seed,
         "repeats": args.repeats if b <= 16384 else 1 if b > 32768 else 2,
         "tile": args.tile,
+        "device": _device(getattr(args, "device", "auto")),
     }
     if args.threads:
         spec["threads"] = args.threads
@@ -858,6 +859,176 @@ def equivalence_markdown(data: dict[str, Any]) -> str:
 # ============================================================================ CLI
 
 
+# ============================================================================ matmul roofline
+
+#: GEMM kernels as the profiler names them (``aten::matmul`` only dispatches to these)
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm")
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _best_seconds(fn: Callable[[], Any], device: str, repeats: int) -> float:
+    fn()
+    _sync(device)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _matmul_flops(sa: Sequence[int], sb: Sequence[int], device: str, repeats: int) -> float:
+    """FLOP/s of ``a @ b`` for random float32 operands of these shapes (best of ``repeats``)."""
+    import torch
+
+    a, b = torch.randn(*sa, device=device), torch.randn(*sb, device=device)
+    return 2 * math.prod(sa) * sb[-1] / _best_seconds(lambda: a @ b, device, repeats)
+
+
+def _gemm_operands(key: str, shapes: list[list[int]]) -> tuple[list[int], list[int]] | None:
+    """The two matrix operands of a recorded GEMM call (``addmm``/``baddbmm``: the added
+    matrix first)."""
+    mats = [s for s in shapes if len(s) in (2, 3)]
+    if key.startswith(("aten::addmm", "aten::baddbmm")):
+        mats = mats[1:]
+    return (mats[0], mats[1]) if len(mats) >= 2 else None
+
+
+def measure_roofline(args: argparse.Namespace) -> dict[str, Any]:
+    """Achieved matmul throughput of the tiled losses against the device's own matmul peak.
+
+    * **GEMM inventory**: one forward+backward pass under ``torch.profiler`` with
+      ``record_shapes`` lists every GEMM call (``mm``, ``addmm``, the in-place ``addmm_`` of the
+      tiled backwards, ``bmm``, ``baddbmm``) and its shapes; FLOPs are counted from the shapes
+      (2 m k n; the profiler's own ``with_flops`` leaves in-place ``addmm_`` at 0);
+    * **replay**: each distinct GEMM shape is timed alone (contiguous random operands) and
+      multiplied by its call count: the time the GEMMs need at these shapes;
+    * **peak**: the device's matmul throughput, measured as a square ``n x n`` float32 matmul
+      (n = 4096 on CUDA, 2048 on CPU). All matmul timings are best of ``max(repeats, 10)``.
+      A fraction above 1 is possible and is reported as measured: small shapes that stay in
+      cache can beat the square reference on a CPU;
+    * on CUDA additionally the in-situ kernel time of the GEMMs (profiler device time).
+
+    Reported per family: ``gemm_fraction`` = GEMM FLOPs / replayed GEMM time / peak (the goal
+    metric "the similarity matmuls reach >= 50 % of the device's measured matmul throughput"),
+    ``step_fraction`` = GEMM FLOPs / whole fwd+bwd time / peak (the loss's overall position under
+    the matmul roofline) and ``gemm_share`` = replayed GEMM time / step time.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    device = _device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reps, mm_reps = max(1, args.repeats), max(10, args.repeats)
+    n = 4096 if device == "cuda" else 2048
+    square = _matmul_flops((n, n), (n, n), device, mm_reps)
+    rates: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
+    b = args.batch or (8192 if device == "cpu" else 32768)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    rows: list[dict[str, Any]] = []
+    for fam in args.family or ("supcon", "sincere", "infonce", "symmetric_infonce", "esupcon"):
+        spec = _spec(fam, "tiled", b, args, device=device)
+        x = make_inputs(spec)
+        fn, leaves = build(spec, x), _leaves(x)
+        _step(fn, leaves, device)
+        with profile(activities=acts, record_shapes=True) as prof:
+            _step(fn, leaves, device)
+        row: dict[str, Any] = {"family": fam, "B": b, "D": args.dim, "gemm_calls": 0}
+        flops, t_gemm, t_situ = 0.0, 0.0, 0.0
+        shapes: list[dict[str, Any]] = []
+        for e in prof.key_averages(group_by_input_shape=True):
+            ops = _gemm_operands(e.key, e.input_shapes) if e.key in GEMM_OPS else None
+            if ops is None:
+                continue
+            work = 2 * math.prod(ops[0]) * ops[1][-1]  # 2 (b) m k n
+            key = (tuple(ops[0]), tuple(ops[1]))
+            if key not in rates:
+                rates[key] = _matmul_flops(ops[0], ops[1], device, mm_reps)
+            flops += e.count * work
+            t_gemm += e.count * work / rates[key]
+            t_situ += getattr(e, "self_device_time_total", 0.0) / 1e6
+            row["gemm_calls"] += e.count
+            shapes.append({"op": e.key, "shapes": ops, "count": e.count, "flops_per_s": rates[key]})
+        t_step = _best_seconds(lambda fn=fn, leaves=leaves: _step(fn, leaves, device), device, reps)
+        row.update(gemm_flops=flops, step_seconds=t_step, gemm_seconds_replay=t_gemm)
+        row.update(gemm_share=t_gemm / t_step, shapes=shapes)
+        if device == "cuda" and t_situ > 0:
+            row["gemm_seconds_in_situ"] = t_situ
+        rows.append(row)
+    peak = square
+    for row in rows:
+        flops = row["gemm_flops"]
+        t_gemm = row["gemm_seconds_replay"]
+        row["gemm_fraction"] = flops / t_gemm / peak if t_gemm else None
+        row["step_fraction"] = flops / row["step_seconds"] / peak
+        if "gemm_seconds_in_situ" in row:
+            row["gemm_fraction_in_situ"] = flops / row["gemm_seconds_in_situ"] / peak
+        if not args.silent:
+            print(
+                f"{row['family']}: {flops / 1e9:.1f} GFLOP in {row['gemm_calls']} GEMMs; step "
+                f"{row['step_seconds'] * 1e3:.0f} ms; GEMMs at {row['gemm_fraction'] or 0:.0%} "
+                "of peak",
+                file=sys.stderr,
+                flush=True,
+            )
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.machine()
+    return {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "torch": torch.__version__,
+            "device": device,
+            "device_name": name,
+            "threads": torch.get_num_threads(),
+            "dtype": "float32",
+            "peak_flops": peak,
+            "square_matmul": f"{n}x{n}x{n}",
+            "best_replayed_flops": max(rates.values(), default=None),
+        },
+        "rows": rows,
+    }
+
+
+def roofline_markdown(data: dict[str, Any]) -> str:
+    m = data["meta"]
+    lines = [
+        f"# Matmul roofline of the tiled losses ({m['device']}: {m['device_name']})",
+        "",
+        f"{m['date']}, torch {m['torch']}, {m['threads']} threads, float32, forward+backward. "
+        f"Device matmul throughput (square {m['square_matmul']}, best of 10): "
+        f"{m['peak_flops'] / 1e9:.0f} GFLOP/s; fastest replayed GEMM shape: "
+        f"{(m['best_replayed_flops'] or 0) / 1e9:.0f} GFLOP/s.",
+        "",
+        "| family | B | GEMM calls | GFLOP | step time | GEMM time (replayed) | GEMMs vs peak | "
+        "whole step vs peak | GEMM share of step |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["rows"]:
+        lines.append(
+            f"| {r['family']} | {r['B']} | {r['gemm_calls']} | {r['gemm_flops'] / 1e9:.1f} | "
+            f"{_fmt_t(r['step_seconds'])} | {_fmt_t(r['gemm_seconds_replay'])} | "
+            f"{r['gemm_fraction']:.0%} | {r['step_fraction']:.0%} | {r['gemm_share']:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_losses: --device cuda but torch.cuda.is_available() is False")
+    return choice
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench_losses", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (a few minutes at most)")
@@ -924,6 +1095,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--equivalence", action="store_true", help="tiled vs dense error table (random batches)"
     )
     p.add_argument("--equivalence-trials", type=int, default=20)
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the cases run (auto: CUDA when available; default %(default)s)",
+    )
+    p.add_argument(
+        "--roofline",
+        action="store_true",
+        help="GEMM throughput of the tiled losses vs the device's measured matmul peak",
+    )
     p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
     return p
 
@@ -942,6 +1124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.md:
             Path(args.md).write_text(equivalence_markdown(eq))
         print(equivalence_markdown(eq))
+        return 0
+    if args.roofline:
+        rf = measure_roofline(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rf, indent=2) + "\n")
+        if args.md:
+            Path(args.md).write_text(roofline_markdown(rf))
+        print(roofline_markdown(rf))
         return 0
     if args.dispatch:
         data = measure_dispatch(args)

@@ -693,6 +693,24 @@ def test_bench_smoke_in_process(tmp_path):
     assert "| sincere | tiled |" in md.read_text()
 
 
+def test_bench_roofline_smoke(tmp_path):
+    """--roofline end to end at a tiny size: the GEMM inventory includes the tiled backward's
+    in-place addmm_ (which the profiler's own FLOP counter misses), so the counted work exceeds
+    one full B x B x D similarity pass; no timing assertions."""
+    bench = _bench()
+    js = tmp_path / "r.json"
+    b, d = 128, 16
+    args = ["--roofline", "--batch", str(b), "--dim", str(d), "--tile", "32", "--repeats", "1"]
+    assert bench.main([*args, "--family", "sincere", "--silent", "--json", str(js)]) == 0
+    data = json.loads(js.read_text())
+    (row,) = data["rows"]
+    ops = {s["op"] for s in row["shapes"]}
+    assert "aten::mm" in ops and "aten::addmm_" in ops
+    assert row["gemm_flops"] > 2 * b * b * d
+    assert row["gemm_calls"] >= (b // 32) ** 2
+    assert data["meta"]["device"] in ("cpu", "cuda") and data["meta"]["peak_flops"] > 0
+
+
 def test_bench_worker_subprocess():
     """One case through the subprocess protocol (fresh process, peak-memory meter)."""
     bench = _bench()

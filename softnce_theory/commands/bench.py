@@ -54,6 +54,17 @@ def register(sub: Any) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--md", metavar="FILE", help="write the Markdown tables")
+    p.add_argument(
+        "--roofline",
+        action="store_true",
+        help="instead: GEMM throughput of the tiled losses vs the device's matmul throughput",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the cases run (auto: CUDA when available)",
+    )
     p.add_argument("extra", nargs=argparse.REMAINDER, help="options passed to bench_losses.py")
     p.set_defaults(func=run)
 
@@ -66,5 +77,8 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--json", args.json]
     if args.md:
         argv += ["--md", args.md]
+    if args.roofline:
+        argv.append("--roofline")
+    argv += ["--device", args.device]
     extra = [a for a in (args.extra or []) if a != "--"]
     return int(_load().main(argv + extra))
