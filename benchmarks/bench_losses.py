@@ -276,14 +276,12 @@ def _leaves(x: dict[str, Any]) -> list[Any]:
 
 
 def _step(fn: Callable[[], Any], leaves: list[Any], device: str) -> float:
-    import torch
 
     for v in leaves:
         v.grad = None
     loss = fn()
     loss.backward()
-    if device == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     return float(loss.detach())
 
 
@@ -445,7 +443,7 @@ def _spec(fam: str, impl: str, b: int, args: argparse.Namespace, **kw: Any) -> d
         "seed": args.seed,
         "repeats": args.repeats if b <= 16384 else 1 if b > 32768 else 2,
         "tile": args.tile,
-        "device": _device(getattr(args, "device", "auto")),
+        "device": _device(args.device),
     }
     if args.threads:
         spec["threads"] = args.threads
