@@ -14,6 +14,7 @@ from derivations._claim import (
     LEGS,
     CheckConfig,
     Claim,
+    Definition,
     LegRegistry,
     LegResult,
     Proof,
@@ -51,6 +52,14 @@ def all_claims(families: tuple[str, ...] | list[str] | None = None) -> list[Clai
     return out
 
 
+def all_definitions(families: tuple[str, ...] | list[str] | None = None) -> list[Definition]:
+    """Every family's SymPy :class:`Definition` objects (``DEFINITIONS`` in its module)."""
+    out: list[Definition] = []
+    for fam in families or FAMILIES:
+        out.extend(getattr(family_module(fam), "DEFINITIONS", ()))
+    return out
+
+
 def get_claim(claim_id: str) -> Claim:
     fam = claim_id.split(".", 1)[0]
     for c in all_claims([fam]):
@@ -65,11 +74,13 @@ __all__ = [
     "LEGS",
     "CheckConfig",
     "Claim",
+    "Definition",
     "LegRegistry",
     "LegResult",
     "Proof",
     "Tally",
     "all_claims",
+    "all_definitions",
     "family_module",
     "get_claim",
 ]

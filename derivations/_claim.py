@@ -1,15 +1,28 @@
 """The claim model shared by all three layers.
 
 A :class:`Claim` lives in ``derivations/<family>.py`` next to the family's SymPy definitions.
-Its symbolic leg (``prove``) is pure SymPy. The precise leg (mpmath oracles) registers itself in
-``numerics/<family>.py`` and the production leg (torch, float64) in
-``softnce_theory/engine/<family>.py``, both through a :class:`LegRegistry` keyed by claim id.
+A claim carries three things the engine works on:
 
-Honesty rules encoded here:
+* ``statement``: a SymPy relation (``Eq``, ``Le``/``Lt``/``Ge``/``Gt``, an ``Eq`` of a ``Limit``
+  or of a series with an explicit ``O`` term) built from the family's SymPy definitions;
+* ``facts``: the assumptions, as SymPy relations (``Eq`` facts are also rewrite rules, e.g. the
+  simplex ``Eq(Sum(y[k], (k, 1, K)), 1)``), on top of the assumptions carried by the symbols;
+* ``tactic``: a certificate from :mod:`derivations.tactics` that names *how* to prove the
+  statement. The claim never returns a verdict: the engine
+  (:mod:`softnce_theory.engine._prover`) applies the tactic to the statement itself.
 
-* ``proved`` requires a symbolic :class:`Proof` with ``proved=True``; numeric legs never prove.
+The precise leg (mpmath oracles) registers itself in ``numerics/<family>.py`` and the production
+leg (torch, float64) in ``softnce_theory/engine/<family>.py``, both through a
+:class:`LegRegistry` keyed by claim id. ``uses`` names the family :class:`Definition` objects the
+statement is built from; each definition is tied to its independent oracle by a definition leg.
+
+Honesty rules encoded here and in the engine:
+
+* ``proved`` requires the engine to close the tactic on the claim's own statement, for the
+  generality the statement has (a proof at fixed sizes of a general statement is evidence, not a
+  proof), and every numeric leg to pass; numeric legs never prove.
 * a numeric leg that finds a violation returns ``outcome="fail"`` with a printed counterexample,
-  which makes the claim ``refuted``.
+  which makes the claim ``refuted``; a numeric leg that looked at zero points is an ``error``.
 * a leg that raises is ``error``; a required leg with no implementation is also ``error``.
 
 This module imports nothing but the standard library, so every layer can use it.
@@ -23,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["identity", "inequality", "limit", "asymptotic", "gradient", "algorithmic"]
-LegName = Literal["symbolic", "precise", "production"]
+LegName = Literal["symbolic", "precise", "production", "definition"]
 Outcome = Literal["pass", "fail", "error", "skip"]
 Status = Literal["proved", "checked", "refuted", "error"]
 
@@ -38,15 +51,19 @@ KINDS: tuple[str, ...] = (
 LEGS: tuple[LegName, ...] = ("symbolic", "precise", "production")
 
 
+Scope = Literal["general", "instances", "witness", "none"]
+
+
 @dataclass(frozen=True)
 class Proof:
-    """Outcome of the symbolic leg.
+    """Outcome of the symbolic leg, as produced by the engine's prover (never by a claim).
 
-    ``proved`` is True only when SymPy established the statement for general symbols within
-    ``scope`` (e.g. "symbolic K" or "fixed K = 3") under ``assumptions``. ``method`` names what
-    SymPy did (``simplify(lhs - rhs) == 0``, ``limit``, "reduced to Jensen's inequality; reduction
-    checked by ..."). A failed attempt is reported with ``proved=False`` and never counts as
-    evidence either way.
+    ``proved`` is True only when the tactic closed on the claim's statement. ``scope`` says for
+    what generality: ``"general"`` (every symbol of the statement stays symbolic), ``"witness"``
+    (the statement is itself about explicit numbers), ``"instances"`` (closed only after fixing
+    sizes the statement leaves general: evidence, never a proof). ``method`` names the tactic
+    and the steps, ``assumptions`` prints the SymPy facts used. A failed attempt is reported
+    with ``proved=False`` and never counts as evidence either way.
     """
 
     proved: bool
@@ -56,6 +73,34 @@ class Proof:
     detail: str = ""
     refuted: bool = False  # True only if SymPy produced an explicit counterexample
     counterexample: str | None = None
+    scope_kind: Scope = "general"
+
+    @property
+    def binding(self) -> bool:
+        """Whether this proof establishes the statement as stated (not only some instances)."""
+        return self.proved and self.scope_kind in ("general", "witness")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A named SymPy definition of a family, tied to an independent oracle by a definition leg.
+
+    ``build()`` returns the SymPy expression (in the family's symbols); ``sizes`` are the integer
+    size symbols it is generic in (instantiated by the definition leg); ``args`` the symbols and
+    ``IndexedBase`` objects a point must give values for.
+    """
+
+    name: str
+    family: str
+    build: Callable[[], Any]
+    sizes: tuple[Any, ...]
+    args: tuple[Any, ...]
+    source: str
+    doc: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.family}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -66,12 +111,17 @@ class Claim:
     family: str
     kind: Kind
     text: str
-    statement: Callable[[], Any]  # lazily builds the SymPy object (Eq, Le, Limit, ...)
+    statement: Callable[[], Any]  # lazily builds the SymPy relation (Eq, Le, Limit, ...)
     source: str
-    assumptions: tuple[str, ...]
     evidence: tuple[LegName, ...]
-    prove: Callable[[], Proof] | None = None
+    tactic: Any = None  # a derivations.tactics certificate; the engine applies it
+    facts: Callable[[], tuple[Any, ...]] | None = None  # assumptions as SymPy relations
+    uses: tuple[str, ...] = ()  # names of the family Definitions the statement is built from
     notes: str = ""
+    # Legacy (pre-tactic) fields: a prove() returning its own verdict and prose assumptions. The
+    # engine never counts a legacy proof; they remain only while the catalogue is re-expressed.
+    prove: Callable[[], Proof] | None = None
+    assumptions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id.startswith(self.family + "."):
@@ -81,8 +131,13 @@ class Claim:
         for leg in self.evidence:
             if leg not in LEGS:
                 raise ValueError(f"claim {self.id}: unknown evidence leg {leg!r}")
-        if ("symbolic" in self.evidence) != (self.prove is not None):
-            raise ValueError(f"claim {self.id}: 'symbolic' evidence requires a prove() and back")
+        has_symbolic = self.tactic is not None or self.prove is not None
+        if ("symbolic" in self.evidence) != has_symbolic:
+            raise ValueError(f"claim {self.id}: 'symbolic' evidence requires a tactic and back")
+
+    def fact_list(self) -> tuple[Any, ...]:
+        """The claim's facts (SymPy relations), built lazily."""
+        return tuple(self.facts()) if self.facts is not None else ()
 
     def latex(self) -> str:
         import sympy
@@ -128,6 +183,7 @@ class LegResult:
                 "proved": self.proof.proved,
                 "method": self.proof.method,
                 "scope": self.proof.scope,
+                "scope_kind": self.proof.scope_kind,
                 "assumptions": list(self.proof.assumptions),
                 "detail": self.proof.detail,
             }

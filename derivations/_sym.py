@@ -36,3 +36,57 @@ def difference_is_zero(lhs: Any, rhs: Any) -> bool:
     """``simplify(lhs - rhs) == 0``, trying ``expand`` first (cheap) then ``simplify``."""
     d = sp.expand(lhs - rhs)
     return d == 0 or is_zero(d)
+
+
+def canon(expr: Any) -> Any:
+    """Rename every ``Sum`` dummy to ``_i<height>`` (height = nesting depth below it + 1), so that
+    sums that differ only in their dummy name compare equal after ``simplify``."""
+
+    def height(e: Any) -> int:
+        if not isinstance(e, sp.Sum):
+            return 0
+        return 1 + max((height(a) for a in e.function.atoms(sp.Sum)), default=0)
+
+    def walk(e: Any) -> Any:
+        if isinstance(e, sp.Sum) and len(e.limits) > 1:  # nest: innermost limit first
+            inner = sp.Sum(e.function, e.limits[0])
+            return walk(sp.Sum(inner, *e.limits[1:]))
+        if isinstance(e, sp.Sum):
+            f = walk(e.function)
+            ((v, lo, hi),) = e.limits
+            d = sp.Symbol(f"_i{height(e)}", integer=True)
+            return sp.Sum(f.xreplace({v: d}), (d, lo, hi))
+        if not e.args or isinstance(e, (sp.Indexed, sp.IndexedBase, sp.Symbol)):
+            return e
+        return e.func(*[walk(a) for a in e.args])
+
+    return walk(expr)
+
+
+def zero_after_canon(expr: Any) -> bool:
+    """``expr == 0`` after simplify / dummy canonicalisation / simplify (never numeric)."""
+    e = sp.simplify(canon(expr))
+    if e == 0:
+        return True
+    return bool(sp.simplify(canon(e)) == 0)
+
+
+def linear_sums(expr: Any) -> Any:
+    """Distribute every ``Sum`` over the terms of its (expanded) summand and pull factors that do
+    not depend on the dummy outside: ``Sum(a*x_k + b*y_k) -> a*Sum(x_k) + b*Sum(y_k)``."""
+
+    def split_one(f: Any, limit: Any) -> Any:
+        v, lo, hi = limit
+        out = sp.Integer(0)
+        for term in sp.Add.make_args(sp.expand(f)):
+            const, dep = term.as_independent(v, as_Add=False)
+            out += const * (sp.Sum(dep, (v, lo, hi)) if dep != 1 else (hi - lo + 1))
+        return out
+
+    def split(e: Any) -> Any:
+        f = e.function
+        for limit in e.limits:  # innermost first
+            f = split_one(f, limit)
+        return f
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), split)

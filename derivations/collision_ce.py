@@ -22,7 +22,8 @@ from typing import Any
 import sympy as sp
 
 from derivations._claim import Claim, Proof
-from derivations._sym import difference_is_zero, index_in_range
+from derivations._sym import canon, difference_is_zero, index_in_range, linear_sums
+from derivations._sym import zero_after_canon as _zero
 
 K = sp.Symbol("K", integer=True, positive=True)
 N = sp.Symbol("N", integer=True, positive=True)
@@ -42,51 +43,6 @@ Vec = Callable[[Any], Any]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def canon(expr: Any) -> Any:
-    """Rename every ``Sum`` dummy to ``_i<height>`` (height = nesting depth below it + 1), so that
-    sums that differ only in their dummy name compare equal after ``simplify``."""
-
-    def height(e: Any) -> int:
-        if not isinstance(e, sp.Sum):
-            return 0
-        return 1 + max((height(a) for a in e.function.atoms(sp.Sum)), default=0)
-
-    def walk(e: Any) -> Any:
-        if isinstance(e, sp.Sum):
-            f = walk(e.function)
-            ((v, lo, hi),) = e.limits
-            d = sp.Symbol(f"_i{height(e)}", integer=True)
-            return sp.Sum(f.xreplace({v: d}), (d, lo, hi))
-        if not e.args or isinstance(e, (sp.Indexed, sp.IndexedBase, sp.Symbol)):
-            return e
-        return e.func(*[walk(a) for a in e.args])
-
-    return walk(expr)
-
-
-def _zero(expr: Any) -> bool:
-    """``expr == 0`` after simplify / dummy canonicalisation / simplify (never numeric)."""
-    e = sp.simplify(canon(expr))
-    if e == 0:
-        return True
-    return bool(sp.simplify(canon(e)) == 0)
-
-
-def linear_sums(expr: Any) -> Any:
-    """Distribute every ``Sum`` over the terms of its (expanded) summand and pull factors that do
-    not depend on the dummy outside: ``Sum(a*x_k + b*y_k) -> a*Sum(x_k) + b*Sum(y_k)``."""
-
-    def split(e: Any) -> Any:
-        ((v, lo, hi),) = e.limits
-        out = sp.Integer(0)
-        for term in sp.Add.make_args(sp.expand(e.function)):
-            const, dep = term.as_independent(v, as_Add=False)
-            out += const * (sp.Sum(dep, (v, lo, hi)) if dep != 1 else (hi - lo + 1))
-        return out
-
-    return expr.replace(lambda e: isinstance(e, sp.Sum), split)
 
 
 def _sum_to_one(expr: Any, base: sp.IndexedBase, upper: Any = K) -> Any:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations._claim import Claim, Proof
-from derivations._sym import difference_is_zero, index_in_range
+from derivations._claim import Claim, Definition
+from derivations.tactics import Differentiate, Simplify, index_facts
 
 C = sp.Symbol("C", integer=True, positive=True)
 k, j, m, y = sp.symbols("k j m y", integer=True)
@@ -41,72 +41,108 @@ def label_smoothing_ce() -> sp.Expr:
     return -sp.Sum(smoothed(k) * log_prob(k, 1), (k, 1, C))
 
 
+def _p(i: sp.Expr, temp: sp.Expr = t) -> sp.Expr:
+    r""":math:`p_i = e^{f_i/t} / \sum_j e^{f_j/t}`."""
+    return sp.exp(f[i] / temp) / sp.Sum(sp.exp(f[j] / temp), (j, 1, C))
+
+
+# ----------------------------------------------------------------------------- definitions
+
+DEFINITIONS: tuple[Definition, ...] = (
+    Definition(
+        name="soft_ce",
+        family="cross_entropy",
+        build=soft_ce,
+        sizes=(C,),
+        args=(f, alpha, t),
+        source="Hugger & Uhlmann 2024 baseline SoftTargetCrossEntropy (research note §1.4.5)",
+        doc=r"-\sum_k \alpha_k \log\mathrm{softmax}(f/t)_k for one row",
+    ),
+    Definition(
+        name="label_smoothing_ce",
+        family="cross_entropy",
+        build=label_smoothing_ce,
+        sizes=(C,),
+        args=(f, eps, y),
+        source="Szegedy et al. 2016 §7; torch F.cross_entropy(label_smoothing)",
+        doc="soft CE against (1-eps) e_y + eps/C, t = 1",
+    ),
+    Definition(
+        name="nll",
+        family="cross_entropy",
+        build=lambda: -log_prob(y, 1),
+        sizes=(C,),
+        args=(f, y),
+        source="standard (negative log-likelihood of the true class)",
+        doc="-log softmax(f)_y",
+    ),
+    Definition(
+        name="uniform_ce",
+        family="cross_entropy",
+        build=lambda: -sp.Sum(log_prob(k, 1) / C, (k, 1, C)),
+        sizes=(C,),
+        args=(f,),
+        source="standard (CE against the uniform distribution)",
+        doc="-(1/C) sum_k log softmax(f)_k",
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- statements
+
+
 def _decomposition_statement() -> sp.Expr:
-    rhs = (1 - eps) * (-log_prob(y, 1)) + eps * (-sp.Sum(log_prob(k, 1) / C, (k, 1, C)))
-    return sp.Eq(label_smoothing_ce(), rhs)
-
-
-def _prove_decomposition() -> Proof:
-    st = _decomposition_statement()
-    d = index_in_range(sp.expand(st.lhs - st.rhs).doit(), C, y).doit()
-    ok = difference_is_zero(d, 0)
-    return Proof(
-        proved=ok,
-        method="expand + Sum.doit, Piecewise resolved for 1<=y<=C, simplify(lhs - rhs) == 0",
-        scope="symbolic C",
-        assumptions=("C >= 1 integer", "1 <= y <= C", "epsilon real", "f real"),
-    )
+    nll_y = DEFINITIONS[2].build()
+    uniform = DEFINITIONS[3].build()
+    return sp.Eq(label_smoothing_ce(), (1 - eps) * nll_y + eps * uniform)
 
 
 def _soft_ce_grad_closed() -> sp.Expr:
-    z = sp.Sum(sp.exp(f[j] / t), (j, 1, C))
-    return (sp.exp(f[m] / t) / z * sp.Sum(alpha[k], (k, 1, C)) - alpha[m]) / t
+    return (_p(m) * sp.Sum(alpha[k], (k, 1, C)) - alpha[m]) / t
 
 
 def _soft_ce_grad_statement() -> sp.Expr:
     return sp.Eq(sp.Derivative(soft_ce(), f[m]), _soft_ce_grad_closed())
 
 
-def _prove_soft_ce_grad() -> Proof:
-    g = index_in_range(sp.diff(soft_ce(), f[m]).doit(), C, m)
-    ok = difference_is_zero(g, _soft_ce_grad_closed())
-    return Proof(
-        proved=ok,
-        method="diff of the Sum, Piecewise resolved for 1<=m<=C, simplify(diff - closed) == 0",
-        scope="symbolic C",
-        assumptions=("C >= 1 integer", "1 <= m <= C", "t > 0", "f, alpha real"),
-    )
+def _soft_ce_grad_simplex_statement() -> sp.Expr:
+    return sp.Eq(sp.Derivative(soft_ce(), f[m]), (_p(m) - alpha[m]) / t)
 
 
 def _ls_grad_statement() -> sp.Expr:
-    p_m = sp.exp(f[m]) / sp.Sum(sp.exp(f[j]), (j, 1, C))
-    return sp.Eq(sp.Derivative(label_smoothing_ce(), f[m]), p_m - smoothed(m))
+    return sp.Eq(sp.Derivative(label_smoothing_ce(), f[m]), _p(m, 1) - smoothed(m))
 
 
-def _prove_ls_grad() -> Proof:
-    st = _ls_grad_statement()
-    g = index_in_range(sp.diff(label_smoothing_ce(), f[m]).doit(), C, m, y).doit()
-    g = index_in_range(g, C, m, y)
-    ok = difference_is_zero(g, st.rhs)
-    return Proof(
-        proved=ok,
-        method="diff, Sum.doit, Piecewise resolved for 1<=m,y<=C, simplify == 0",
-        scope="symbolic C",
-        assumptions=("C >= 1 integer", "1 <= m, y <= C", "epsilon real"),
-    )
+def _soft_ce_tau_closed() -> sp.Expr:
+    r""":math:`\partial\ell/\partial t = \big(\sum_k \alpha_k f_k
+    - (\sum_k\alpha_k) \sum_j p_j f_j\big)/t^2`."""
+    ef = sp.Sum(_p(j) * f[j], (j, 1, C))
+    return (sp.Sum(alpha[k] * f[k], (k, 1, C)) - sp.Sum(alpha[k], (k, 1, C)) * ef) / t**2
 
+
+def _soft_ce_tau_statement() -> sp.Expr:
+    return sp.Eq(sp.Derivative(soft_ce(), t), _soft_ce_tau_closed())
+
+
+def _simplex() -> tuple[sp.Basic, ...]:
+    return (sp.Eq(sp.Sum(alpha[k], (k, 1, C)), 1),)
+
+
+_SUM_STEPS = ("doit", "linear_sums")
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="cross_entropy.label_smoothing_decomposition",
         family="cross_entropy",
         kind="identity",
-        text="Label-smoothed CE equals (1-eps)*CE + eps*(CE against the uniform distribution).",
+        text="Label-smoothed CE equals (1-eps)*NLL + eps*(CE against the uniform distribution).",
         statement=_decomposition_statement,
         source="Szegedy et al. 2016 (arXiv 1512.00567) §7; torch F.cross_entropy(label_smoothing)",
-        assumptions=("torch convention: eps/C also lands on the true class",),
         evidence=("symbolic", "precise"),
-        prove=_prove_decomposition,
+        tactic=Simplify(steps=("expand", "doit", ("in_range", C, y), "doit", "linear_sums")),
+        facts=lambda: index_facts(C, y),
+        uses=("label_smoothing_ce", "nll", "uniform_ce"),
+        notes="torch convention: eps/C also lands on the true class",
     ),
     Claim(
         id="cross_entropy.label_smoothing_gradient",
@@ -115,19 +151,47 @@ CLAIMS: tuple[Claim, ...] = (
         text="The gradient of label-smoothed CE with respect to the logits is p - alpha.",
         statement=_ls_grad_statement,
         source="standard (softmax cross-entropy gradient); Müller et al. 2019 (arXiv 1906.02629)",
-        assumptions=("t = 1", "alpha = (1-eps) e_y + eps/C"),
         evidence=("symbolic", "production"),
-        prove=_prove_ls_grad,
+        tactic=Differentiate(
+            steps=("doit", ("in_range", C, m, y), "doit", ("in_range", C, m, y), "linear_sums")
+        ),
+        facts=lambda: index_facts(C, m, y),
+        uses=("label_smoothing_ce",),
     ),
     Claim(
         id="cross_entropy.soft_ce_gradient",
         family="cross_entropy",
         kind="gradient",
-        text="The soft-target CE gradient is (p_m * sum(alpha) - alpha_m) / t; p - alpha on the simplex.",
+        text="The soft-target CE gradient is (p_m * sum(alpha) - alpha_m) / t for any targets.",
         statement=_soft_ce_grad_statement,
         source="standard; Hugger & Uhlmann 2024 baseline SoftTargetCrossEntropy (research note §1.4.5)",
-        assumptions=("t > 0",),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_soft_ce_grad,
+        tactic=Differentiate(steps=("doit", ("in_range", C, m))),
+        facts=lambda: index_facts(C, m),
+        uses=("soft_ce",),
+    ),
+    Claim(
+        id="cross_entropy.soft_ce_gradient_simplex",
+        family="cross_entropy",
+        kind="gradient",
+        text="On the simplex (sum(alpha) = 1) the soft-target CE gradient is (p - alpha) / t.",
+        statement=_soft_ce_grad_simplex_statement,
+        source="standard; Hugger & Uhlmann 2024 baseline SoftTargetCrossEntropy (research note §1.4.5)",
+        evidence=("symbolic", "precise"),
+        tactic=Differentiate(steps=("doit", ("in_range", C, m), "facts")),
+        facts=lambda: (*index_facts(C, m), *_simplex()),
+        uses=("soft_ce",),
+    ),
+    Claim(
+        id="cross_entropy.soft_ce_temperature_gradient",
+        family="cross_entropy",
+        kind="gradient",
+        text="d(soft CE)/dt = (sum_k alpha_k f_k - sum(alpha) * E_p[f]) / t^2.",
+        statement=_soft_ce_tau_statement,
+        source="derived here from the soft-target CE (learnable temperature, CLIP convention)",
+        evidence=("symbolic", "precise"),
+        tactic=Differentiate(steps=("doit", "linear_sums")),
+        facts=lambda: (),
+        uses=("soft_ce",),
     ),
 )

@@ -24,4 +24,15 @@ def precise_registry() -> LegRegistry:
     return reg
 
 
-__all__ = ["precise_registry"]
+def definition_registry() -> LegRegistry:
+    """All families' definition legs (SymPy definition vs oracle), keyed by definition id."""
+    reg = LegRegistry("definition")
+    for fam in FAMILIES:
+        mod = importlib.import_module(f"numerics.{fam}")
+        sub = getattr(mod, "DEFINITION", None)
+        if sub is not None:
+            reg.merge(sub)
+    return reg
+
+
+__all__ = ["definition_registry", "precise_registry"]

@@ -11,11 +11,14 @@ The log-softmax is evaluated as ``x - lse(x)`` so a logit gap of 1e4 keeps full 
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from mpmath import mp
 
+import derivations.cross_entropy as D
 from derivations import CheckConfig, LegRegistry, LegResult, Tally
+from numerics._definitions import definition_leg
 from numerics._mp import (
     DEFAULT_DPS,
     mat,
@@ -23,6 +26,7 @@ from numerics._mp import (
     neg_log_softmax,
     softmax,
     softmax_complement,
+    vec,
     workdps,
     xlogy,
 )
@@ -149,8 +153,126 @@ def _soft_ce_gradient(cfg: CheckConfig) -> LegResult:
     return tally.result("closed-form gradient vs mpmath.diff (step method, +10 digits)")
 
 
+def _fd_leg(cfg: CheckConfig, cid: str, closed: Any, wrt: str, simplex: bool) -> LegResult:
+    """A closed-form derivative of the soft CE oracle against ``mpmath.diff`` of the oracle."""
+    import numpy as np
+
+    rng = np.random.default_rng(cfg.seed_for(cid))
+    tally = Tally("precise", rtol=1e-30, atol=1e-30, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for k in range(cfg.points(12, 4)):
+            c = int(rng.integers(2, 6))
+            t = mpf(float(10 ** rng.uniform(-1, 1)))
+            logits = vec((rng.standard_normal(c) * 3).tolist())
+            alpha = vec(rng.uniform(0, 2, size=c))
+            if simplex:  # exactly on the simplex at the working precision
+                alpha = [a / mp.fsum(alpha) for a in alpha]
+            for j in range(c) if wrt == "logit" else [None]:
+                if j is None:
+
+                    def f_t(tt: Any, logits: Any = logits, alpha: Any = alpha) -> Any:
+                        return soft_ce([logits], [alpha], tt)
+
+                    numeric = mp.diff(f_t, t)
+                else:
+
+                    def f_j(
+                        x: Any, j: int = j, logits: Any = logits, alpha: Any = alpha, t: Any = t
+                    ) -> Any:
+                        row = list(logits)
+                        row[j] = x
+                        return soft_ce([row], [alpha], t)
+
+                    numeric = mp.diff(f_j, logits[j])
+                tally.close(closed(logits, alpha, t, j), numeric, f"point {k}, index {j}")
+    return tally.result(f"closed form vs mpmath.diff of the oracle ({wrt})")
+
+
+@PRECISE.register("cross_entropy.soft_ce_gradient_simplex")
+def _soft_ce_gradient_simplex(cfg: CheckConfig) -> LegResult:
+    """(p_m - alpha_m)/t for alpha on the simplex."""
+
+    def closed(f: Any, a: Any, t: Any, j: int) -> Any:
+        return (softmax([x / t for x in f])[j] - a[j]) / t
+
+    return _fd_leg(cfg, "cross_entropy.soft_ce_gradient_simplex", closed, "logit", True)
+
+
+@PRECISE.register("cross_entropy.soft_ce_temperature_gradient")
+def _soft_ce_temperature_gradient(cfg: CheckConfig) -> LegResult:
+    """(sum a f - sum(a) E_p[f]) / t^2 for arbitrary non-negative targets."""
+
+    def closed(f: Any, a: Any, t: Any, j: Any) -> Any:
+        p = softmax([x / t for x in f])
+        ef = mp.fsum(pi * fi for pi, fi in zip(p, f, strict=True))
+        af = mp.fsum(ai * fi for ai, fi in zip(a, f, strict=True))
+        return (af - mp.fsum(a) * ef) / t**2
+
+    return _fd_leg(cfg, "cross_entropy.soft_ce_temperature_gradient", closed, "t", False)
+
+
+# ----------------------------------------------------------------------------- definitions
+
+DEFINITION = LegRegistry("definition")
+
+
+def _sample(rng: random.Random, *, eps: bool = False, label: bool = False, targets: bool = False):
+    c = rng.randint(2, 5)
+    point: dict[Any, Any] = {D.f: [rng.uniform(-5, 5) for _ in range(c)]}
+    if targets:
+        point[D.alpha] = [rng.uniform(0, 2) for _ in range(c)]  # not on the simplex: general
+        point[D.t] = 10 ** rng.uniform(-1, 1)
+    if eps:
+        point[D.eps] = rng.uniform(0, 1)
+    if label:
+        point[D.y] = rng.randint(1, c)  # SymPy indices are 1-based
+    return {D.C: c}, point
+
+
+def _oracle_args(sizes: Any, pt: Any) -> tuple[list[Any], list[int]]:
+    labels = [int(pt[D.y]) - 1] if D.y in pt else []
+    return [pt[D.f]], labels
+
+
+def _register_definitions() -> None:
+    defs = {d.name: d for d in D.DEFINITIONS}
+
+    def soft(sizes: Any, pt: Any) -> Any:
+        return soft_ce([pt[D.f]], [pt[D.alpha]], pt[D.t])
+
+    def smooth(sizes: Any, pt: Any) -> Any:
+        f, lab = _oracle_args(sizes, pt)
+        return label_smoothing_ce(f, lab, pt[D.eps])
+
+    def nll_(sizes: Any, pt: Any) -> Any:
+        f, lab = _oracle_args(sizes, pt)
+        return nll(f, lab)
+
+    def uniform(sizes: Any, pt: Any) -> Any:
+        c = sizes[D.C]
+        return soft_ce([pt[D.f]], [[mpf(1) / c] * c])
+
+    table = {
+        "soft_ce": (soft, {"targets": True}),
+        "label_smoothing_ce": (smooth, {"eps": True, "label": True}),
+        "nll": (nll_, {"label": True}),
+        "uniform_ce": (uniform, {}),
+    }
+    for name, (oracle, opts) in table.items():
+        defn = defs[name]
+
+        def leg(cfg: CheckConfig, defn: Any = defn, oracle: Any = oracle, opts: Any = opts) -> Any:
+            return definition_leg(defn, lambda rng: _sample(rng, **opts), oracle, cfg)
+
+        DEFINITION.register(defn.id)(leg)
+
+
+_register_definitions()
+
+
 __all__ = [
     "DEFAULT_DPS",
+    "DEFINITION",
     "PRECISE",
     "entropy",
     "label_smoothing_ce",

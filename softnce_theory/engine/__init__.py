@@ -10,6 +10,7 @@ from softnce_theory.engine._core import (
     conformance_registry,
     production_registry,
     run_conformance,
+    run_definitions,
     select_claims,
     status_of,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "conformance_registry",
     "production_registry",
     "run_conformance",
+    "run_definitions",
     "select_claims",
     "status_of",
 ]

@@ -2,12 +2,15 @@
 
 Status rules (the honesty contract):
 
-* ``refuted``: some leg found a counterexample (``outcome == "fail"``, or a symbolic
-  ``Proof(refuted=True)``). The counterexample is printed.
-* ``error``: some leg raised, or a leg named in ``claim.evidence`` has no implementation.
-* ``proved``: the symbolic leg returned ``Proof(proved=True)`` and every other leg passed.
-* ``checked``: numeric legs passed but there is no symbolic proof (none attempted, or the attempt
-  did not close). Numeric evidence never yields ``proved``.
+* ``refuted``: some leg found a counterexample (``outcome == "fail"``, or the prover found the
+  statement false), or a definition the statement uses disagrees with its oracle.
+* ``error``: some leg raised, a leg named in ``claim.evidence`` has no implementation, a numeric
+  leg looked at zero points, or a definition the statement uses has no definition leg.
+* ``proved``: the engine's prover (:mod:`._prover`) closed the claim's tactic on the claim's own
+  statement for the generality the statement has, and every other leg passed.
+* ``checked``: the legs passed (numeric points, or an exact proof at fixed instances of a
+  general statement), but the statement itself is not proved. Numeric evidence never yields
+  ``proved``; neither does a legacy ``prove()`` that returns its own verdict.
 
 Besides the claims, each family registers *conformance* checks (production loss against its
 mpmath oracle, value and gradient, float64) that the engine runs and reports alongside.
@@ -19,13 +22,24 @@ import importlib
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from derivations import FAMILIES, CheckConfig, Claim, LegRegistry, LegResult, Proof, all_claims
+
+from derivations import (
+    FAMILIES,
+    CheckConfig,
+    Claim,
+    LegRegistry,
+    LegResult,
+    Proof,
+    all_claims,
+    all_definitions,
+)
 from derivations._claim import LegName, Outcome
-from numerics import precise_registry
+from numerics import definition_registry, precise_registry
+from softnce_theory.engine._prover import prove as prove_statement
 
 
 def production_registry() -> LegRegistry:
@@ -112,12 +126,25 @@ def status_of(claim: Claim, legs: list[LegResult]) -> str:
                 continue  # an unclosed proof attempt downgrades to "checked", never errors
             return "error"
     sym = by.get("symbolic")
-    numeric_ok = [r for r in legs if r.leg != "symbolic" and r.outcome == "pass"]
-    if sym is not None and sym.outcome == "pass" and sym.proof is not None and sym.proof.proved:
+    evidence = [
+        r
+        for r in legs
+        if r.leg not in ("symbolic", "definition") and r.outcome == "pass" and r.n_points > 0
+    ]
+    sym_ok = sym is not None and sym.outcome == "pass" and sym.proof is not None
+    if sym_ok and sym.proof.binding:  # type: ignore[union-attr]
         return "proved"
-    if numeric_ok:
+    if evidence or sym_ok:  # sym_ok here: proved at instances only
         return "checked"
     return "error"
+
+
+def _require_points(res: LegResult) -> LegResult:
+    """A numeric leg that passed without looking at a single point is an error."""
+    if res.leg != "symbolic" and res.outcome == "pass" and res.n_points <= 0:
+        res.outcome = "error"
+        res.detail = (res.detail + "; " if res.detail else "") + "the leg looked at zero points"
+    return res
 
 
 def _timed(leg: LegName, fn: Callable[[], LegResult]) -> LegResult:
@@ -132,12 +159,19 @@ def _timed(leg: LegName, fn: Callable[[], LegResult]) -> LegResult:
             extra={"traceback": traceback.format_exc(limit=6)},
         )
     res.seconds = time.perf_counter() - t0
-    return res
+    return _require_points(res)
 
 
 def run_symbolic(claim: Claim) -> LegResult:
-    assert claim.prove is not None
-    proof: Proof = claim.prove()
+    """The engine's prover applied to the claim's statement (a legacy ``prove()`` never counts)."""
+    if claim.tactic is None:
+        return LegResult(
+            leg="symbolic",
+            outcome="skip",
+            detail="legacy prove() returns its own verdict and is not bound to the statement: "
+            "not counted",
+        )
+    proof: Proof = prove_statement(claim)
     outcome: Outcome
     if proof.refuted:
         outcome = "fail"
@@ -154,18 +188,61 @@ def run_symbolic(claim: Claim) -> LegResult:
     )
 
 
+def run_definitions(
+    cfg: CheckConfig, families: Iterable[str] | None = None, only: Iterable[str] | None = None
+) -> dict[str, LegResult]:
+    """Each family definition against its oracle (the definition leg), keyed by definition id.
+    A definition without a leg is an ``error``."""
+    reg = definition_registry()
+    wanted = set(only) if only is not None else None
+    out: dict[str, LegResult] = {}
+    for d in all_definitions(list(families) if families else None):
+        if wanted is not None and d.id not in wanted:
+            continue
+        fn = reg.get(d.id)
+        if fn is None:
+            out[d.id] = LegResult(
+                leg="definition",
+                outcome="error",
+                detail=f"{d.id} has no definition leg (DEFINITION in numerics/{d.family}.py)",
+            )
+        else:
+            out[d.id] = _timed("definition", partial(fn, cfg))
+    return out
+
+
+def _definition_legs(
+    claim: Claim, cfg: CheckConfig, definitions: dict[str, LegResult] | None
+) -> list[LegResult]:
+    """One ``definition`` leg per definition the claim's statement uses."""
+    ids = [f"{claim.family}.{name}" for name in claim.uses]
+    if definitions is None:
+        definitions = run_definitions(cfg, [claim.family], only=ids) if ids else {}
+    out = []
+    for did in ids:
+        res = definitions.get(did)
+        if res is None:
+            out.append(
+                LegResult(leg="definition", outcome="error", detail=f"unknown definition {did}")
+            )
+        else:
+            out.append(replace(res, detail=f"{did}: {res.detail}", extra={"definition": did}))
+    return out
+
+
 def check_claim(
     claim: Claim,
     cfg: CheckConfig,
     precise: LegRegistry | None = None,
     production: LegRegistry | None = None,
+    definitions: dict[str, LegResult] | None = None,
 ) -> ClaimResult:
     """Run every available leg of one claim and combine them into a status."""
     precise = precise if precise is not None else precise_registry()
     production = production if production is not None else production_registry()
     t0 = time.perf_counter()
-    legs: list[LegResult] = []
-    if claim.prove is not None:
+    legs: list[LegResult] = _definition_legs(claim, cfg, definitions)
+    if claim.tactic is not None or claim.prove is not None:
         legs.append(_timed("symbolic", partial(run_symbolic, claim)))
     legs_by: tuple[tuple[LegName, LegRegistry], ...] = (
         ("precise", precise),
