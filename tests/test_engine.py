@@ -1,32 +1,382 @@
-"""The engine's honesty contract: false claims come out refuted, numeric-only claims checked."""
+"""The engine's honesty contract, tested through the public claim API.
+
+Each case here is a way a status could be earned without being deserved; each must fail to reach
+``proved`` (and, where no honest evidence is left, ``checked``). The reviewers' reproductions
+from issue 11 are kept as regression tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
+import pytest
 import sympy as sp
 
-from derivations import CheckConfig, Claim, LegRegistry, Proof, Tally, all_claims
+from derivations import CheckConfig, Claim, Definition, LegRegistry, LegResult, Tally, all_claims
+from derivations import lemmas as L
+from derivations.tactics import (
+    Differentiate,
+    Exact,
+    Instances,
+    LemmaUse,
+    Reduction,
+    Sign,
+    Simplify,
+    index_facts,
+)
 from softnce_theory.engine import check_claim, status_of
+from softnce_theory.engine._prover import prove
 
 x = sp.Symbol("x", positive=True)
+K = sp.Symbol("K", integer=True, positive=True)
+k = sp.Symbol("k", integer=True)
+m = sp.Symbol("m", integer=True)
+y = sp.IndexedBase("y", nonnegative=True)
+s = sp.IndexedBase("sigma", positive=True)
+z = sp.IndexedBase("z", real=True)
 CFG = CheckConfig(quick=True)
+NO_PRECISE, NO_PRODUCTION = LegRegistry("precise"), LegRegistry("production")
 
 
-def _claim(cid, evidence, prove=None, statement=lambda: sp.Eq(sp.log(x**2), 2 * sp.log(x))):
+def _claim(cid, statement, *, tactic=None, evidence=("symbolic",), facts=None, kind="identity"):
     return Claim(
-        id=cid,
+        id=f"test.{cid}",
         family="test",
-        kind="identity",
+        kind=kind,
         text="test claim",
         statement=statement,
         source="test",
-        assumptions=("x > 0",),
         evidence=evidence,
-        prove=prove,
+        tactic=tactic,
+        facts=facts,
     )
+
+
+def _status(claim, precise=NO_PRECISE, production=NO_PRODUCTION, definitions=None):
+    return check_claim(claim, CFG, precise=precise, production=production, definitions=definitions)
+
+
+def _passing_leg(name="precise", n=3):
+    def leg(cfg):
+        t = Tally(name, rtol=1e-12)
+        for v in np.linspace(0.5, 2.0, n):
+            t.close(np.log(v * v), 2 * np.log(v), f"x={v}")
+        return t.result()
+
+    return leg
+
+
+# ----------------------------------------------------------------------------- the good path
+
+
+def test_engine_proves_a_true_identity_from_its_statement():
+    c = _claim(
+        "log_square", lambda: sp.Eq(sp.log(x**2), 2 * sp.log(x)), tactic=Simplify(("expand_log",))
+    )
+    r = _status(c)
+    assert r.status == "proved"
+    assert r.leg("symbolic").proof.scope_kind == "general"
+
+
+def test_engine_differentiates_the_definition_itself():
+    lse = sp.log(sp.Sum(sp.exp(z[k]), (k, 1, K)))
+    p_m = sp.exp(z[m]) / sp.Sum(sp.exp(z[k]), (k, 1, K))
+    c = _claim(
+        "lse_grad",
+        lambda: sp.Eq(sp.Derivative(lse, z[m]), p_m),
+        tactic=Differentiate(("doit", ("in_range", K, m))),
+        facts=lambda: index_facts(K, m),
+    )
+    assert _status(c).status == "proved"
+
+
+# ----------------------------------------------------------------------------- issue 11 item 7
+
+
+def test_valid_certificate_on_a_false_statement_is_not_proved():
+    """The reviewers' case: the true Jensen reduction of H2 <= H attached to H2 >= H."""
+    h2 = -sp.log(sp.Sum(y[k] * s[k], (k, 1, K)))
+    h = -sp.Sum(y[k] * sp.log(s[k]), (k, 1, K))
+    cert = Reduction(
+        uses=(LemmaUse(L.JENSEN_LOG, {"n": K, "w": lambda i: y[i], "x": lambda i: s[i]}),)
+    )
+    facts = lambda: (sp.Eq(sp.Sum(y[k], (k, 1, K)), 1),)  # noqa: E731
+    true_claim = _claim(
+        "jensen_true", lambda: sp.Le(h2, h), tactic=cert, facts=facts, kind="inequality"
+    )
+    false_claim = _claim(
+        "jensen_false", lambda: sp.Ge(h2, h), tactic=cert, facts=facts, kind="inequality"
+    )
+    assert _status(true_claim).status == "proved"
+    r = _status(false_claim)
+    assert r.status != "proved"
+    assert r.status == "error"  # no numeric evidence either: nothing supports it
+
+
+def test_certificate_for_a_different_statement_is_not_proved():
+    """A gradient certificate whose closed form belongs to another function."""
+    lse = sp.log(sp.Sum(sp.exp(z[k]), (k, 1, K)))
+    wrong = sp.exp(z[m]) / sp.Sum(sp.exp(2 * z[k]), (k, 1, K))
+    c = _claim(
+        "other_statement",
+        lambda: sp.Eq(sp.Derivative(lse, z[m]), wrong),
+        tactic=Differentiate(("doit", ("in_range", K, m))),
+        facts=lambda: index_facts(K, m),
+    )
+    assert _status(c).status != "proved"
+
+
+def test_self_comparison_is_refused():
+    """Comparing a closed form with itself states nothing."""
+    closed = sp.exp(z[m]) / sp.Sum(sp.exp(z[k]), (k, 1, K))
+    c1 = _claim("self_eq", lambda: sp.Eq(closed, closed, evaluate=False), tactic=Simplify())
+    c2 = _claim("self_true", lambda: sp.Eq(closed, closed), tactic=Simplify())  # evaluates to True
+    for c in (c1, c2):
+        r = _status(c)
+        assert r.status == "error", r.legs
+        assert "states nothing" in r.leg("symbolic").detail
+
+
+def test_closed_form_with_an_unevaluated_derivative_is_refused():
+    f = sp.log(sp.Sum(sp.exp(z[k]), (k, 1, K)))
+    c = _claim(
+        "deriv_vs_deriv",
+        lambda: sp.Eq(sp.Derivative(f, z[m]), sp.Derivative(f, z[m]) * 1, evaluate=False),
+        tactic=Differentiate(),
+    )
+    assert _status(c).status != "proved"
+
+
+def test_zero_point_numeric_leg_is_an_error():
+    c = _claim(
+        "zero_points", lambda: sp.Le(sp.log(1 + x), x), evidence=("precise",), kind="inequality"
+    )
+    reg = LegRegistry("precise")
+    reg.register("test.zero_points")(lambda cfg: Tally("precise", rtol=0).result())
+    r = _status(c, precise=reg)
+    assert r.status == "error"
+    assert "zero points" in r.leg("precise").detail
+
+
+def test_false_claim_with_a_zero_point_leg_is_not_checked():
+    """The reviewers' case: a false claim whose numeric leg looks at nothing."""
+    c = _claim(
+        "false_zero", lambda: sp.Ge(sp.log(1 + x), x), evidence=("precise",), kind="inequality"
+    )
+    reg = LegRegistry("precise")
+    reg.register("test.false_zero")(lambda cfg: LegResult(leg="precise", outcome="pass"))
+    assert _status(c, precise=reg).status == "error"
+
+
+def test_general_sentence_with_instance_only_proof_is_checked_not_proved():
+    total = sp.Sum(k, (k, 1, K))
+    c = _claim(
+        "instances",
+        lambda: sp.Eq(total, K * (K + 1) / 2),
+        tactic=Instances(({K: 2}, {K: 3}), Simplify(("doit",))),
+    )
+    r = _status(c)
+    assert r.status == "checked"
+    p = r.leg("symbolic").proof
+    assert p.proved and not p.binding and p.scope_kind == "instances"
+    assert "instances" in p.scope
+
+
+def test_statement_at_fixed_sizes_is_proved_at_those_sizes():
+    c = _claim(
+        "fixed_size",
+        lambda: sp.Eq(sp.Sum(k, (k, 1, 3)), 6, evaluate=False),
+        tactic=Exact(("doit",)),
+    )
+    assert _status(c).status == "proved"
+
+
+def test_instances_that_fail_refute_with_a_counterexample():
+    c = _claim(
+        "bad_instance",
+        lambda: sp.Eq(sp.Sum(k, (k, 1, K)), K**2),
+        tactic=Instances(({K: 2},), Simplify(("doit",))),
+    )
+    r = _status(c)
+    assert r.status == "refuted"
+    assert "at K = 2" in r.counterexample
+
+
+def test_legacy_prove_is_never_counted():
+    from derivations import Proof
+
+    c = Claim(
+        id="test.legacy",
+        family="test",
+        kind="identity",
+        text="t",
+        statement=lambda: sp.Eq(sp.log(x**2), 2 * sp.log(x)),
+        source="t",
+        evidence=("symbolic",),
+        prove=lambda: Proof(True, "trust me", "general"),
+    )
+    r = _status(c)
+    assert r.status == "error"
+    assert "not bound" in r.leg("symbolic").detail
+
+
+def test_undefined_functions_in_a_statement_are_refused():
+    g = sp.Function("g")
+    c = _claim("undef", lambda: sp.Eq(g(x), g(x) + 0 * x, evaluate=False), tactic=Simplify())
+    assert _status(c).status != "proved"
+
+
+def test_placeholder_symbol_inequality_is_not_proved():
+    a, b = sp.symbols("SINCERE SupCon", real=True)
+    c = _claim("placeholder", lambda: sp.Le(a, b), tactic=Sign(), kind="inequality")
+    assert _status(c).status != "proved"
+
+
+# ----------------------------------------------------------------------------- reductions
+
+
+def _jensen_claim(facts, **inst):
+    h2 = -sp.log(sp.Sum(y[k] * s[k], (k, 1, K)))
+    h = -sp.Sum(y[k] * sp.log(s[k]), (k, 1, K))
+    use = LemmaUse(L.JENSEN_LOG, {"n": K, "w": lambda i: y[i], "x": lambda i: s[i], **inst})
+    return _claim(
+        "jensen", lambda: sp.Le(h2, h), tactic=Reduction((use,)), facts=facts, kind="inequality"
+    )
+
+
+def test_reduction_checks_the_lemma_conditions_under_the_facts():
+    """Without the simplex fact, Jensen's condition sum w = 1 is not entailed."""
+    assert _status(_jensen_claim(lambda: ())).status != "proved"
+    assert _status(_jensen_claim(lambda: (sp.Eq(sp.Sum(y[k], (k, 1, K)), 1),))).status == "proved"
+
+
+def test_reduction_with_a_negative_factor_is_refused():
+    h2 = -sp.log(sp.Sum(y[k] * s[k], (k, 1, K)))
+    h = -sp.Sum(y[k] * sp.log(s[k]), (k, 1, K))
+    use = LemmaUse(L.JENSEN_LOG, {"n": K, "w": lambda i: y[i], "x": lambda i: s[i]}, factor=-1)
+    c = _claim(
+        "neg_factor",
+        lambda: sp.Ge(h2, h),
+        tactic=Reduction((use,)),
+        facts=lambda: (sp.Eq(sp.Sum(y[k], (k, 1, K)), 1),),
+        kind="inequality",
+    )
+    assert _status(c).status != "proved"
+
+
+def test_a_lemma_whose_own_check_fails_cannot_be_used():
+    broken = dataclasses.replace(
+        L.LOG_TANGENT,
+        gap=lambda: 1 - L.u + sp.log(L.u),
+        check=lambda: L._tangent_check(1 - L.u + sp.log(L.u), L.u, 1),
+    )
+    assert broken.check()[0] is False
+    c = _claim(
+        "broken_lemma",
+        lambda: sp.Ge(x, 1 + sp.log(x)),
+        tactic=Reduction((LemmaUse(broken, {"u": x}),)),
+        kind="inequality",
+    )
+    assert _status(c).status != "proved"
+
+
+@pytest.mark.parametrize("lemma", L.LEMMAS, ids=lambda lem: lem.name)
+def test_every_lemma_passes_its_own_check(lemma):
+    ok, why = lemma.check()
+    assert ok, why
+
+
+def test_strict_inequality_needs_a_positive_term():
+    c = _claim(
+        "strict",
+        lambda: sp.Gt(x, 1 + sp.log(x)),  # false at x = 1
+        tactic=Reduction((LemmaUse(L.LOG_TANGENT, {"u": x}),)),
+        kind="inequality",
+    )
+    assert _status(c).status != "proved"
+
+
+# ----------------------------------------------------------------------------- definitions
+
+
+def test_a_failing_definition_leg_refutes_the_claims_that_use_it():
+    c = dataclasses.replace(
+        _claim(
+            "uses_def", lambda: sp.Eq(sp.log(x**2), 2 * sp.log(x)), tactic=Simplify(("expand_log",))
+        ),
+        uses=("logsq",),
+    )
+    bad = LegResult(
+        leg="definition", outcome="fail", n_points=3, counterexample="x=2: got 1, expected 2"
+    )
+    r = _status(c, definitions={"test.logsq": bad})
+    assert r.status == "refuted"
+    missing = _status(c, definitions={})
+    assert missing.status == "error"
+
+
+def test_definition_leg_catches_a_mistyped_definition():
+    from numerics._definitions import definition_leg
+
+    f = sp.IndexedBase("f", real=True)
+    j = sp.Symbol("j", integer=True)
+    C = sp.Symbol("C", integer=True, positive=True)
+    right = Definition(
+        "lse", "test", lambda: sp.log(sp.Sum(sp.exp(f[j]), (j, 1, C))), (C,), (f,), "t"
+    )
+    typo = dataclasses.replace(right, build=lambda: sp.log(sp.Sum(sp.exp(2 * f[j]), (j, 1, C))))
+
+    def oracle(sizes, pt):
+        import mpmath
+
+        return mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in pt[f]))
+
+    def sample(rng):
+        c = rng.randint(2, 4)
+        return {C: c}, {f: [rng.uniform(-3, 3) for _ in range(c)]}
+
+    assert definition_leg(right, sample, oracle, CFG).outcome == "pass"
+    assert definition_leg(typo, sample, oracle, CFG).outcome == "fail"
+
+
+# ----------------------------------------------------------------------------- status rules
+
+
+def test_checked_requires_points_and_proved_requires_binding_proof():
+    c = _claim(
+        "rules",
+        lambda: sp.Eq(sp.log(x**2), 2 * sp.log(x)),
+        tactic=Simplify(("expand_log",)),
+        evidence=("symbolic", "precise"),
+    )
+    reg = LegRegistry("precise")
+    reg.register("test.rules")(_passing_leg())
+    assert _status(c, precise=reg).status == "proved"
+    assert status_of(c, []) == "error"
+
+
+def test_missing_required_leg_is_error_and_raising_leg_is_error():
+    c = _claim(
+        "missing",
+        lambda: sp.Le(sp.log(1 + x), x),
+        evidence=("precise", "production"),
+        kind="inequality",
+    )
+    reg = LegRegistry("precise")
+
+    @reg.register("test.missing")
+    def _boom(cfg):
+        raise RuntimeError("broken check")
+
+    r = _status(c, precise=reg)
+    assert r.status == "error"
+    assert any("broken check" in leg.detail for leg in r.legs)
 
 
 def test_false_claim_is_refuted_with_counterexample():
     """log(1+x) >= x is false for x > 0; the precise leg must find it."""
-    claim = _claim("test.false", ("precise",))
+    c = _claim("false", lambda: sp.Ge(sp.log(1 + x), x), evidence=("precise",), kind="inequality")
     reg = LegRegistry("precise")
 
     @reg.register("test.false")
@@ -36,71 +386,26 @@ def test_false_claim_is_refuted_with_counterexample():
             tally.holds(np.log1p(v) - v, f"x={v:.3f}")
         return tally.result()
 
-    r = check_claim(claim, CFG, precise=reg, production=LegRegistry("production"))
+    r = _status(c, precise=reg)
     assert r.status == "refuted"
     assert r.counterexample is not None and "x=0.100" in r.counterexample
 
 
-def test_true_claim_without_proof_is_checked_not_proved():
-    """x >= log(1+x): true, but only numeric evidence is offered."""
-    claim = _claim("test.numeric_only", ("precise",))
-    reg = LegRegistry("precise")
-
-    @reg.register("test.numeric_only")
-    def _leg(cfg):
-        tally = Tally("precise", rtol=0, atol=0)
-        for v in np.linspace(0.0, 3, 20):
-            tally.holds(v - np.log1p(v), f"x={v}")
-        return tally.result()
-
-    r = check_claim(claim, CFG, precise=reg, production=LegRegistry("production"))
-    assert r.status == "checked"
-
-
-def test_unclosed_proof_attempt_never_proves():
-    claim = _claim(
-        "test.unclosed", ("symbolic", "precise"), prove=lambda: Proof(False, "tried", "general")
-    )
-
-    def leg(cfg):
-        t = Tally("precise", rtol=1e-12)
-        t.close(np.log(4.0), 2 * np.log(2.0), "x=2")
-        return t.result()
-
-    reg2 = LegRegistry("precise")
-    reg2.register("test.unclosed")(leg)
-    r = check_claim(claim, CFG, precise=reg2, production=LegRegistry("production"))
-    assert r.status == "checked"
-
-
-def test_symbolic_proof_gives_proved():
-    def prove():
-        return Proof(
-            sp.simplify(sp.expand_log(sp.log(x**2)) - 2 * sp.log(x)) == 0, "expand_log", "x > 0"
-        )
-
-    claim = _claim("test.proved", ("symbolic",), prove=prove)
-    r = check_claim(
-        claim, CFG, precise=LegRegistry("precise"), production=LegRegistry("production")
-    )
-    assert r.status == "proved"
-
-
-def test_missing_required_leg_is_error_and_raising_leg_is_error():
-    claim = _claim("test.missing", ("precise", "production"))
-    reg = LegRegistry("precise")
-
-    @reg.register("test.missing")
-    def _boom(cfg):
-        raise RuntimeError("broken check")
-
-    r = check_claim(claim, CFG, precise=reg, production=LegRegistry("production"))
-    assert r.status == "error"
-    assert any("broken check" in leg.detail for leg in r.legs)
-    assert status_of(claim, []) == "error"
+# ----------------------------------------------------------------------------- the catalogue
 
 
 def test_every_catalogue_claim_is_well_formed():
     for c in all_claims():
         assert c.text and c.source and c.evidence
-        c.statement()  # builds
+        st = c.statement()
+        assert isinstance(st, sp.Basic), c.id
+        assert not st.atoms(sp.core.function.AppliedUndef), f"{c.id}: undefined functions"
+        for f in c.fact_list():
+            assert isinstance(f, sp.core.relational.Relational), f"{c.id}: fact {f!r}"
+
+
+def test_proved_claims_name_a_tactic_not_a_verdict():
+    for c in all_claims():
+        if "symbolic" in c.evidence and c.tactic is not None:
+            assert not callable(c.tactic), c.id
+            assert prove(c).method  # the engine describes what it did

@@ -11,6 +11,7 @@ from softnce_theory.engine._core import (
     production_registry,
     run_conformance,
     run_definitions,
+    run_lemmas,
     select_claims,
     status_of,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "production_registry",
     "run_conformance",
     "run_definitions",
+    "run_lemmas",
     "select_claims",
     "status_of",
 ]

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-
 from derivations import (
     FAMILIES,
     CheckConfig,
@@ -38,6 +37,7 @@ from derivations import (
     all_definitions,
 )
 from derivations._claim import LegName, Outcome
+from derivations.tactics import describe as describe_tactic
 from numerics import definition_registry, precise_registry
 from softnce_theory.engine._prover import prove as prove_statement
 
@@ -83,6 +83,15 @@ class ClaimResult:
         return next((r for r in self.legs if r.leg == name), None)
 
     @property
+    def scope(self) -> str:
+        """``general`` / ``witness`` (proved as stated), ``instances`` (proved only at fixed
+        sizes: evidence), or ``none`` (no symbolic proof)."""
+        sym = self.leg("symbolic")
+        if sym is None or sym.proof is None or not sym.proof.proved:
+            return "none"
+        return sym.proof.scope_kind
+
+    @property
     def counterexample(self) -> str | None:
         for r in self.legs:
             if r.outcome == "fail":
@@ -98,7 +107,10 @@ class ClaimResult:
             "status": self.status,
             "text": c.text,
             "source": c.source,
-            "assumptions": list(c.assumptions),
+            "facts": facts_of(c),
+            "uses": list(c.uses),
+            "tactic": describe_tactic(c.tactic) if c.tactic is not None else None,
+            "scope": self.scope,
             "evidence_required": list(c.evidence),
             "latex": _safe_latex(c),
             "seconds": round(self.seconds, 4),
@@ -106,11 +118,25 @@ class ClaimResult:
         }
 
 
+def facts_of(c: Claim) -> list[str]:
+    """The claim's facts as SymPy strings (or the reason they failed to build)."""
+    try:
+        return [sympy_str(f) for f in c.fact_list()]
+    except Exception as exc:  # reported, not fatal to the run
+        return [f"<facts failed to build: {exc!r}>"]
+
+
 def _safe_latex(c: Claim) -> str:
     try:
         return c.latex()
     except Exception as exc:  # a broken statement is reported, not fatal to the run
         return f"<statement failed to build: {exc!r}>"
+
+
+def sympy_str(e: Any) -> str:
+    import sympy
+
+    return sympy.sstr(e)
 
 
 def status_of(claim: Claim, legs: list[LegResult]) -> str:
@@ -274,6 +300,30 @@ def select_claims(
             raise ValueError(f"--claim: unknown claim id(s) {missing}; see `softnce claims`")
         claims = [c for c in claims if c.id in set(claim_ids)]
     return claims
+
+
+def run_lemmas() -> list[dict[str, Any]]:
+    """Every library lemma's own check (the symbolic argument behind each Reduction)."""
+    from derivations.lemmas import LEMMAS
+
+    out = []
+    for lem in LEMMAS:
+        t0 = time.perf_counter()
+        try:
+            ok, how = lem.check()
+        except Exception as exc:  # a broken lemma is reported, and unusable by the prover
+            ok, how = False, f"{type(exc).__name__}: {exc}"
+        out.append(
+            {
+                "name": lem.name,
+                "text": lem.text,
+                "ok": bool(ok),
+                "argument": how,
+                "source": lem.source,
+                "seconds": round(time.perf_counter() - t0, 4),
+            }
+        )
+    return out
 
 
 def run_conformance(cfg: CheckConfig, families: list[str] | None = None) -> dict[str, LegResult]:

@@ -405,7 +405,13 @@ def apply_tactic(st: Any, tactic: Any, facts: Facts) -> str:
         for vals in tactic.values:
             fixed |= set(vals) & st.free_symbols
             inst_facts = Facts([f.subs(vals) for f in facts.items])
-            apply_tactic(st.subs(vals), tactic.inner, inst_facts)
+            where = ", ".join(f"{k} = {v}" for k, v in vals.items())
+            try:
+                apply_tactic(st.subs(vals), tactic.inner, inst_facts)
+            except Refuted as exc:
+                raise Refuted(f"at {where}: {exc}") from exc
+            except NotClosed as exc:
+                raise NotClosed(f"at {where}: {exc}") from exc
         return "instances" if fixed else "general"
     fn = _DISPATCH.get(type(tactic))
     if fn is None:

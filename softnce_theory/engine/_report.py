@@ -35,7 +35,11 @@ def versions() -> dict[str, str]:
 
 def summary(results: list[ClaimResult]) -> dict[str, int]:
     c = Counter(r.status for r in results)
-    return {s: c.get(s, 0) for s in ("proved", "checked", "refuted", "error")}
+    out = {s: c.get(s, 0) for s in ("proved", "checked", "refuted", "error")}
+    out["checked_with_instance_proofs"] = sum(
+        1 for r in results if r.status == "checked" and r.scope == "instances"
+    )
+    return out
 
 
 def build_json(
@@ -43,15 +47,19 @@ def build_json(
     conformance: dict[str, LegResult],
     cfg: CheckConfig,
     seconds: float,
+    definitions: dict[str, LegResult] | None = None,
+    lemmas: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
-        "schema": "softnce-theory/claims/1",
+        "schema": "softnce-theory/claims/2",
         "versions": versions(),
         "config": {"seed": cfg.seed, "quick": cfg.quick, "dps": cfg.dps},
         "seconds": round(seconds, 3),
         "summary": summary(results),
         "claims": [r.to_json() for r in results],
         "conformance": {k: v.to_json() for k, v in conformance.items()},
+        "definitions": {k: v.to_json() for k, v in (definitions or {}).items()},
+        "lemmas": lemmas or [],
     }
 
 
@@ -62,9 +70,14 @@ def _fmt(x: float | None) -> str:
 def _evidence_line(r: LegResult) -> str:
     if r.leg == "symbolic" and r.proof is not None:
         p = r.proof
-        head = "proved" if p.proved else ("refuted" if p.refuted else "not closed")
+        if p.proved:
+            head = "proved" if p.binding else "proved at instances only (evidence, not a proof)"
+        else:
+            head = "refuted" if p.refuted else f"not closed: {p.detail}"
         assume = "; ".join(p.assumptions) or "none"
-        return f"**symbolic** ({head}, {p.scope}): {p.method}. Assumptions: {assume}."
+        return f"**symbolic** ({head}; scope {p.scope}): {p.method}. Assumptions: {assume}."
+    if r.leg == "symbolic":
+        return f"**symbolic** {r.outcome}: {r.detail}"
     bits = [f"**{r.leg}** {r.outcome}: {r.n_points} points"]
     if r.dps:
         bits.append(f"{r.dps} digits")
@@ -92,15 +105,18 @@ def build_markdown(
         f"{meta['config']['dps']} digits, quick={meta['config']['quick']}, "
         f"{meta['seconds']:.1f} s.",
         "",
-        "`proved` means SymPy proved the statement for general symbols under the stated "
-        "assumptions and scope; `checked` means numeric legs only (counts and errors given).",
+        "`proved` means the engine applied the claim's tactic to the claim's own statement and "
+        "it closed for the generality the statement states, under the facts listed; `checked` "
+        "means the legs passed (numeric points with counts and errors, or exact proofs at fixed "
+        "instances of a general statement) without a proof of the statement as stated.",
         "",
         "| claim | kind | status | legs |",
         "|---|---|---|---|",
     ]
     for r in data_results:
         legs = ", ".join(f"{x.leg}:{x.outcome}" for x in r.legs)
-        lines.append(f"| `{r.claim.id}` | {r.claim.kind} | **{r.status}** | {legs} |")
+        status = r.status + (" (proved at instances)" if r.scope == "instances" else "")
+        lines.append(f"| `{r.claim.id}` | {r.claim.kind} | **{status}** | {legs} |")
     if conformance:
         lines += ["", "## Production losses against the mpmath oracles (float64)", ""]
         lines += [
@@ -111,6 +127,19 @@ def build_markdown(
             lines.append(
                 f"| `{name}` | {leg.outcome} | {leg.n_points} | {_fmt(leg.max_abs_err)} "
                 f"| {_fmt(leg.max_rel_err)} |"
+            )
+    if meta.get("lemmas"):
+        lines += ["", "## Lemmas (each checked by its own symbolic argument)", ""]
+        lines += ["| lemma | statement | check | argument |", "|---|---|---|---|"]
+        for lem in meta["lemmas"]:
+            ok = "pass" if lem["ok"] else "**FAIL**"
+            lines.append(f"| `{lem['name']}` | {lem['text']} | {ok} | {lem['argument']} |")
+    if meta.get("definitions"):
+        lines += ["", "## Definitions against their oracles (50 digits)", ""]
+        lines += ["| definition | outcome | points | max rel err |", "|---|---|---|---|"]
+        for name, leg in meta["definitions"].items():
+            lines.append(
+                f"| `{name}` | {leg['outcome']} | {leg['n_points']} | {leg['max_rel_err']} |"
             )
     lines += ["", "## Claims", ""]
     for r in data_results:
@@ -125,7 +154,8 @@ def build_markdown(
             "$$",
             "",
             f"- kind: {c.kind}; source: {c.source}",
-            f"- assumptions: {'; '.join(c.assumptions) or 'none'}",
+            f"- facts: {'; '.join(f'`{f}`' for f in r.to_json()['facts']) or 'none'}",
+            f"- definitions used: {', '.join(c.uses) or 'none'}",
         ]
         lines += [f"- {_evidence_line(x)}" for x in r.legs]
         lines.append("")
@@ -143,8 +173,10 @@ def write_report(
     conformance: dict[str, LegResult],
     cfg: CheckConfig,
     seconds: float,
+    definitions: dict[str, LegResult] | None = None,
+    lemmas: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    data = build_json(results, conformance, cfg, seconds)
+    data = build_json(results, conformance, cfg, seconds, definitions, lemmas)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "claims.json").write_text(json.dumps(data, indent=2) + "\n")
