@@ -23,23 +23,28 @@ Every ESupCon anchor has at least one positive (its own prototype), so the mean 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
 
 from softnce_theory.losses._common import (
     Reduction,
+    Temperature,
+    check_bool,
     check_float,
     check_reduction,
-    check_temperature,
+    check_tau,
     compute_dtype,
+    module_temperature,
     reduce,
+    unit_rows,
     values_checked,
 )
 from softnce_theory.losses.sincere import (
     _check_embeddings,
+    _masks,
     _spread,
-    _unit,
     check_class_labels,
     flatten_views,
     masked_logsumexp,
@@ -89,7 +94,7 @@ def _prepare(
     normalize: bool,
     validate: bool,
     allow_views: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Temperature]:
     x = _check_embeddings(embeddings)
     if x.dim() == 3 and not allow_views:
         raise ValueError(f"embeddings must be 2-D (B, D), got shape {tuple(x.shape)}")
@@ -97,12 +102,13 @@ def _prepare(
     if w.device != x.device:
         raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
     lab = _check_proto_labels(labels, x.shape[0], w.shape[0], x.device, validate)
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
+    check_bool(normalize, "normalize")
     dt = compute_dtype(x, w)
     z, lab = flatten_views(x.to(dt), lab)
     w = w.to(dt)
     if normalize:
-        z, w = _unit(z), _unit(w)
+        z, w = unit_rows(z), unit_rows(w)
     return z, w, lab, t
 
 
@@ -119,7 +125,7 @@ def prototype_cross_entropy(
     labels: torch.Tensor,
     prototypes: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     normalize: bool = True,
     reduction: Reduction = "mean",
     validate: bool = True,
@@ -154,7 +160,7 @@ def prototype_cross_entropy(
 def prototype_predict(
     embeddings: torch.Tensor,
     prototypes: torch.Tensor,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     *,
     normalize: bool = True,
 ) -> torch.Tensor:
@@ -164,11 +170,12 @@ def prototype_predict(
     w = _check_prototypes(prototypes, x.shape[-1])
     if w.device != x.device:
         raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
-    t = check_temperature(temperature)
+    t = check_tau(temperature)
+    check_bool(normalize, "normalize")
     dt = compute_dtype(x, w)
     z, wc = x.to(dt), w.to(dt)
     if normalize:
-        z, wc = _unit(z), _unit(wc)
+        z, wc = unit_rows(z), unit_rows(wc)
     return torch.softmax((z @ wc.transpose(0, 1)) / t, dim=-1).to(x.dtype)
 
 
@@ -176,7 +183,12 @@ def prototype_predict(
 
 
 def esupcon_formula(
-    sample_logits: torch.Tensor, proto_logits: torch.Tensor, labels: torch.Tensor
+    sample_logits: torch.Tensor,
+    proto_logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    row_labels: torch.Tensor | None = None,
+    offset: int = 0,
 ) -> torch.Tensor:
     r"""**RECONSTRUCTED ESupCon formula (edit here to correct it).** Per-anchor losses.
 
@@ -196,14 +208,17 @@ def esupcon_formula(
         sample_logits: ``(n, n)`` logits :math:`s_{ij}` (diagonal ignored).
         proto_logits: ``(n, K)`` logits :math:`t_{ik}`.
         labels: ``(n,)`` labels in ``[0, K)``.
+        row_labels, offset: anchor subset (distributed): ``sample_logits`` ``(m, n)`` and
+            ``proto_logits`` ``(m, K)`` are the rows ``[offset, offset + m)``, ``row_labels``
+            their labels (as :func:`softnce_theory.losses.sincere.supcon_rows`).
     """
-    n, k = proto_logits.shape
-    same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    eye = torch.eye(n, dtype=torch.bool, device=labels.device)
-    own = torch.nn.functional.one_hot(labels.long(), k).to(torch.bool)
-    logits = torch.cat([sample_logits, proto_logits], dim=1)  # (n, n + K)
-    pos = torch.cat([same & ~eye, own], dim=1)
-    neg = torch.cat([~same, ~own], dim=1)
+    k = proto_logits.shape[1]
+    rows = labels if row_labels is None else row_labels
+    pos_s, neg_s = _masks(labels, sample_logits.shape[1], row_labels, offset)
+    own = torch.nn.functional.one_hot(rows.long(), k).to(torch.bool)
+    logits = torch.cat([sample_logits, proto_logits], dim=1)  # (m, n + K)
+    pos = torch.cat([pos_s, own], dim=1)
+    neg = torch.cat([neg_s, ~own], dim=1)
     lse_pos = masked_logsumexp(logits, pos)
     lse_neg = masked_logsumexp(logits, neg)
     return softplus(lse_neg - lse_pos) + _spread(logits, pos)
@@ -214,7 +229,7 @@ def esupcon_loss(
     labels: torch.Tensor,
     prototypes: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     normalize: bool = True,
     reduction: Reduction = "mean",
     validate: bool = True,
@@ -258,6 +273,10 @@ def esupcon_loss(
 
 
 def _init_prototypes(num_classes: int, dim: int, prototypes: torch.Tensor | None) -> torch.Tensor:
+    for name, v in (("num_classes", num_classes), ("dim", dim)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):  # numpy ints are Integral
+            raise ValueError(f"{name} must be an integer >= 1, got {type(v).__name__} {v!r}")
+    num_classes, dim = int(num_classes), int(dim)
     if prototypes is not None:
         w = _check_prototypes(prototypes, dim)
         if w.shape[0] != num_classes:
@@ -269,20 +288,23 @@ def _init_prototypes(num_classes: int, dim: int, prototypes: torch.Tensor | None
 
 
 class PrototypeCrossEntropy(nn.Module):
-    """:func:`prototype_cross_entropy` with learnable prototypes (``nn.Parameter`` ``(K, D)``)."""
+    """:func:`prototype_cross_entropy` with learnable prototypes (``nn.Parameter`` ``(K, D)``)
+    and, with ``learn_temperature=True``, a learnable :math:`\tau`."""
 
     def __init__(
         self,
         num_classes: int,
         dim: int,
-        temperature: float = 0.1,
+        temperature: Temperature = 0.1,
         normalize: bool = True,
         reduction: Reduction = "mean",
         prototypes: torch.Tensor | None = None,
+        *,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
         self.prototypes = nn.Parameter(_init_prototypes(num_classes, dim, prototypes))
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         self.normalize = normalize
         check_reduction(reduction)
         self.reduction: Reduction = reduction
@@ -304,20 +326,23 @@ class PrototypeCrossEntropy(nn.Module):
 
 
 class ESupConLoss(nn.Module):
-    """:func:`esupcon_loss` with learnable prototypes (``nn.Parameter`` ``(K, D)``)."""
+    """:func:`esupcon_loss` with learnable prototypes (``nn.Parameter`` ``(K, D)``) and, with
+    ``learn_temperature=True``, a learnable :math:`\tau`."""
 
     def __init__(
         self,
         num_classes: int,
         dim: int,
-        temperature: float = 0.1,
+        temperature: Temperature = 0.1,
         normalize: bool = True,
         reduction: Reduction = "mean",
         prototypes: torch.Tensor | None = None,
+        *,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
         self.prototypes = nn.Parameter(_init_prototypes(num_classes, dim, prototypes))
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         self.normalize = normalize
         check_reduction(reduction)
         self.reduction: Reduction = reduction

@@ -31,6 +31,7 @@ Numerics (all in log space, at least float32):
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,9 @@ from softnce_theory.losses._common import (
     Reduction,
     check_float,
     check_nonempty,
+    check_positive_int,
     check_reduction,
+    check_same_device,
     check_same_shape,
     check_simplex,
     check_temperature,
@@ -76,7 +79,7 @@ def check_nonnegative(x: object, name: str) -> float:
         if x.numel() != 1:
             raise ValueError(f"{name} must be a scalar, got shape {tuple(x.shape)}")
         x = x.item()
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):  # numpy scalars are Real
         raise ValueError(f"{name} must be a real number, got {type(x).__name__}")
     xf = float(x)
     if not math.isfinite(xf) or xf < 0:
@@ -85,11 +88,7 @@ def check_nonnegative(x: object, name: str) -> float:
 
 
 def check_max_iter(x: object, name: str = "max_iter") -> int:
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise ValueError(f"{name} must be an int >= 1, got {type(x).__name__}")
-    if x < 1:
-        raise ValueError(f"{name} must be >= 1, got {x}")
-    return x
+    return check_positive_int(x, name)
 
 
 # ----------------------------------------------------------------------------- H2 kernel
@@ -174,6 +173,7 @@ def _check_pair(logits: object, targets: object, tname: str, validate: bool) -> 
     assert isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)
     check_nonempty(logits, "logits")
     check_same_shape(logits, targets, "logits", tname)
+    check_same_device(targets, logits, tname, "logits")
     check_simplex(targets, tname, validate=validate)
 
 
@@ -361,18 +361,20 @@ def _prepare(
     check_float(probs, "probs", 2)
     assert isinstance(probs, torch.Tensor)
     check_nonempty(probs, "probs")
+    if y0 is not None:  # type, shape and device before any value is read
+        check_float(y0, "y0", 2)
+        assert isinstance(y0, torch.Tensor)
+        check_same_shape(probs, y0, "probs", "y0")
+        check_same_device(y0, probs, "y0", "probs")
     check_simplex(probs, "probs", validate=validate)
     dt = compute_dtype(probs)
-    sigma = probs.to(dt)
+    sigma = probs.to(dt).contiguous()  # the solvers update iterates in place and flatten them
     if y0 is None:
         y = sigma.clone()
         yname = "probs (the default y0)"
     else:
-        check_float(y0, "y0", 2)
-        assert isinstance(y0, torch.Tensor)
-        check_same_shape(probs, y0, "probs", "y0")
         check_simplex(y0, "y0", validate=validate)
-        y = y0.to(dt).clone()
+        y = y0.to(dt).contiguous().clone()
         yname = "y0"
     if values_checked(validate):
         if bool(((sigma * y).sum(-1) <= 0).any()):
@@ -513,7 +515,7 @@ def em_pseudo_labels(
                 r.masked_fill_(zmask, 0.0)
                 v.masked_fill_(zmask, 0.0)
             rr, vv = torch.stack(
-                (torch.dot(r.view(-1), r.view(-1)), torch.dot(v.view(-1), v.view(-1)))
+                (torch.dot(r.reshape(-1), r.reshape(-1)), torch.dot(v.reshape(-1), v.reshape(-1)))
             ).tolist()
             alpha = min(max(math.sqrt(rr / vv) if vv > 0 else a_max, 1.0), a_max)
             steps = 2
@@ -550,17 +552,27 @@ def project_simplex(v: torch.Tensor) -> torch.Tensor:
     sorted and :math:`\rho = \max\{j : v_{(j)} - (\sum_{i\le j} v_{(i)} - 1)/j > 0\}`
     (sort-based algorithm; Held, Wolfe & Crowder 1974, Duchi et al. 2008). Vectorised over all
     leading dimensions, ``O(K log K)`` per row, no Python loop. NaN propagates.
+
+    Numerics: computed in ``compute_dtype(v)`` (at least float32), returned in ``v``'s dtype,
+    on the row shifted by its maximum, :math:`w = v - \max_k v_k`, since
+    :math:`\Pi(v) = \Pi(v - c\mathbf 1)` for every constant :math:`c`. Without the shift,
+    :math:`v_{(1)} - (v_{(1)} - 1)` rounds to 0 once :math:`v_{(1)}` exceeds :math:`2/\epsilon`
+    (``[[3e8]]`` in float32 gave ``[[0.]]``); with it the largest entry is exactly 0 and the
+    result keeps full relative precision.
     """
     check_float(v, "v")
     if v.dim() == 0 or v.shape[-1] == 0:
         raise ValueError(f"v must have a non-empty last dimension, got shape {tuple(v.shape)}")
-    u, _ = torch.sort(v, dim=-1, descending=True)
+    dt = compute_dtype(v)
+    x = v.to(dt)
+    w = x - x.amax(dim=-1, keepdim=True)  # <= 0, max exactly 0 (NaN rows stay NaN)
+    u, _ = torch.sort(w, dim=-1, descending=True)
     css = u.cumsum(-1) - 1
-    ind = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
+    ind = torch.arange(1, v.shape[-1] + 1, dtype=dt, device=v.device)
     cond = (u - css / ind) > 0
     rho = cond.sum(-1, keepdim=True).clamp(min=1)  # cond is a prefix; rho >= 1 always holds
-    theta = css.gather(-1, rho - 1) / rho.to(v.dtype)
-    return torch.clamp(v - theta, min=0)
+    theta = css.gather(-1, rho - 1) / rho.to(dt)
+    return torch.clamp(w - theta, min=0).to(v.dtype)
 
 
 def pgd_pseudo_labels(
@@ -614,6 +626,7 @@ def _check_probs_y(probs: object, y: object, validate: bool) -> tuple[torch.Tens
     assert isinstance(probs, torch.Tensor) and isinstance(y, torch.Tensor)
     check_nonempty(probs, "probs")
     check_same_shape(probs, y, "probs", "y")
+    check_same_device(y, probs, "y", "probs")
     check_simplex(probs, "probs", validate=validate)
     check_simplex(y, "y", validate=validate)
     dt = compute_dtype(probs, y)

@@ -13,19 +13,24 @@ All are computed in at least float32 with :func:`~softnce_theory.losses._common.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
 from softnce_theory.losses._common import (
     Reduction,
+    Temperature,
     check_float,
     check_labels,
     check_nonempty,
     check_reduction,
+    check_same_device,
     check_same_shape,
     check_simplex,
-    check_temperature,
+    check_tau,
     compute_dtype,
+    module_temperature,
     neg_log_softmax,
     reduce,
 )
@@ -40,16 +45,25 @@ __all__ = [
 ]
 
 
-def _neg_log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def _neg_log_probs(logits: torch.Tensor, temperature: Temperature) -> torch.Tensor:
     """``-log softmax(f / t)`` in at least float32, precise also for tiny values."""
     return neg_log_softmax(logits.to(compute_dtype(logits)) / temperature)
+
+
+def _check_epsilon(epsilon: object) -> float:
+    """A label-smoothing weight: a real number (Python or numpy scalar) in [0, 1]."""
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+        raise ValueError(f"epsilon must be a real number in [0, 1], got {epsilon!r}")
+    if not 0.0 <= float(epsilon) <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
+    return float(epsilon)
 
 
 def soft_target_cross_entropy(
     logits: torch.Tensor,
     targets: torch.Tensor,
     *,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     reduction: Reduction = "mean",
     validate: bool = True,
 ) -> torch.Tensor:
@@ -74,7 +88,8 @@ def soft_target_cross_entropy(
     check_float(targets, "targets", 2)
     check_nonempty(logits, "logits")
     check_same_shape(logits, targets, "logits", "targets")
-    t = check_temperature(temperature)
+    check_same_device(targets, logits, "targets", "logits")
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
     check_simplex(targets, "targets", validate=validate)
     nlp = _neg_log_probs(logits, t)
@@ -87,7 +102,7 @@ def nll_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
     *,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     reduction: Reduction = "mean",
     validate: bool = True,
 ) -> torch.Tensor:
@@ -99,8 +114,8 @@ def nll_loss(
     """
     check_float(logits, "logits", 2)
     check_nonempty(logits, "logits")
-    check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate)
-    t = check_temperature(temperature)
+    check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate, ref=logits)
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
     nlp = _neg_log_probs(logits, t)
     loss = nlp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
@@ -112,7 +127,7 @@ def label_smoothing_cross_entropy(
     labels: torch.Tensor,
     *,
     epsilon: float,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     reduction: Reduction = "mean",
     validate: bool = True,
 ) -> torch.Tensor:
@@ -130,13 +145,10 @@ def label_smoothing_cross_entropy(
     """
     check_float(logits, "logits", 2)
     check_nonempty(logits, "logits")
-    check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate)
-    t = check_temperature(temperature)
+    check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate, ref=logits)
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
-        raise ValueError(f"epsilon must be a real number in [0, 1], got {epsilon!r}")
-    if not 0.0 <= float(epsilon) <= 1.0:
-        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
+    epsilon = _check_epsilon(epsilon)
     nlp = _neg_log_probs(logits, t)
     hard = nlp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
     uniform = nlp.mean(-1)
@@ -147,9 +159,15 @@ def label_smoothing_cross_entropy(
 class SoftTargetCrossEntropy(nn.Module):
     """Module form of :func:`soft_target_cross_entropy`."""
 
-    def __init__(self, temperature: float = 1.0, reduction: Reduction = "mean") -> None:
+    def __init__(
+        self,
+        temperature: Temperature = 1.0,
+        reduction: Reduction = "mean",
+        *,
+        learn_temperature: bool = False,
+    ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
 
@@ -162,9 +180,15 @@ class SoftTargetCrossEntropy(nn.Module):
 class HardNLL(nn.Module):
     """Module form of :func:`nll_loss`."""
 
-    def __init__(self, temperature: float = 1.0, reduction: Reduction = "mean") -> None:
+    def __init__(
+        self,
+        temperature: Temperature = 1.0,
+        reduction: Reduction = "mean",
+        *,
+        learn_temperature: bool = False,
+    ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
 
@@ -176,11 +200,16 @@ class LabelSmoothingCrossEntropy(nn.Module):
     """Module form of :func:`label_smoothing_cross_entropy`."""
 
     def __init__(
-        self, epsilon: float, temperature: float = 1.0, reduction: Reduction = "mean"
+        self,
+        epsilon: float,
+        temperature: Temperature = 1.0,
+        reduction: Reduction = "mean",
+        *,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
-        self.epsilon = epsilon
-        self.temperature = check_temperature(temperature)
+        self.epsilon = _check_epsilon(epsilon)
+        self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
 

@@ -28,18 +28,20 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from softnce_theory.losses._common import (
     Reduction,
+    Temperature,
     check_float,
     check_nonempty,
     check_reduction,
     check_same_shape,
-    check_temperature,
     compute_dtype,
+    module_temperature,
     reduce,
+    resolve_temperature,
+    unit_rows,
     values_checked,
 )
 from softnce_theory.losses.tiled import resolve_tile, tiled_info_nce, tiled_symmetric_info_nce
@@ -62,18 +64,30 @@ NEGATIVE_MODES = ("unpaired", "paired")
 # ------------------------------------------------------------------------------ helpers
 
 
+def _log1p_sum_exp(d: torch.Tensor) -> torch.Tensor:
+    r"""Row-wise :math:`\log(1 + \sum_k e^{d_k}) = \mathrm{softplus}(\mathrm{LSE}_k\, d_k)`.
+
+    A row whose entries are all ``-inf`` (every negative masked by a ``-inf`` score, or no
+    negative at all) gives exactly 0 with a zero gradient, first and second order: such rows
+    get a finite placeholder before ``logsumexp`` (whose backward is
+    :math:`e^{-\infty - (-\infty)}` = NaN there) and are masked afterwards.
+    """
+    dead = (d == float("-inf")).all(dim=1)
+    rest = torch.logsumexp(torch.where(dead.unsqueeze(1), torch.zeros_like(d), d), dim=1)
+    zero = torch.zeros_like(rest)
+    return torch.where(dead, zero, torch.logaddexp(zero, rest))
+
+
 def _positive_first_loss(z: torch.Tensor) -> torch.Tensor:
     r"""Row-wise :math:`-\log\mathrm{softmax}(z)_0 = \log(1 + \sum_{k\ge1} e^{z_k - z_0})`."""
-    rest = torch.logsumexp(z[:, 1:] - z[:, :1], dim=1)
-    return torch.logaddexp(torch.zeros_like(rest), rest)
+    return _log1p_sum_exp(z[:, 1:] - z[:, :1])
 
 
 def _diagonal_loss(z: torch.Tensor) -> torch.Tensor:
     r"""Row-wise :math:`-\log\mathrm{softmax}(z_i)_i` for a square logit matrix."""
     d = z - torch.diagonal(z).unsqueeze(1)
     eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
-    rest = torch.logsumexp(d.masked_fill(eye, float("-inf")), dim=1)
-    return torch.logaddexp(torch.zeros_like(rest), rest)
+    return _log1p_sum_exp(d.masked_fill(eye, float("-inf")))
 
 
 def _check_log_q(
@@ -131,10 +145,11 @@ def _check_similarity(similarity: str) -> None:
 
 
 def _embed(x: torch.Tensor, dt: torch.dtype, similarity: str) -> torch.Tensor:
-    """Cast to the compute dtype, then L2-normalise rows for cosine similarity
-    (``F.normalize`` convention: divide by ``max(||x||, 1e-12)``)."""
+    """Cast to the compute dtype, then L2-normalise rows for cosine similarity with
+    :func:`~softnce_theory.losses._common.unit_rows` (exact for every norm the dtype holds;
+    zero rows stay zero with the identity Jacobian)."""
     x = x.to(dt)
-    return F.normalize(x, dim=-1) if similarity == "cosine" else x
+    return unit_rows(x) if similarity == "cosine" else x
 
 
 # ------------------------------------------------------------------------------ ranking NCE
@@ -192,7 +207,8 @@ def info_nce(
     positive_key: torch.Tensor,
     negative_keys: torch.Tensor | None = None,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature | None = None,
+    logit_scale: Temperature | None = None,
     similarity: Similarity = "cosine",
     negative_mode: NegativeMode = "unpaired",
     key_log_q: torch.Tensor | None = None,
@@ -225,8 +241,13 @@ def info_nce(
         query: ``(B, D)`` query embeddings (raw; normalised here for cosine).
         positive_key: ``(B, D)`` positive keys, same dtype and device as ``query``.
         negative_keys: ``None``, ``(M, D)`` (unpaired) or ``(B, M, D)`` (paired).
-        temperature: :math:`t > 0` (a Python number or 0-d tensor; not differentiable).
-        similarity: ``"cosine"`` (``F.normalize`` convention, norm clamped at 1e-12) or
+        temperature: :math:`t > 0`, default 0.1: a number, or a one-element floating tensor
+            that may require grad (``t.grad`` is filled, also on the tiled path).
+        logit_scale: CLIP's convention instead of ``temperature`` (not both):
+            :math:`t = e^{-\mathrm{logit\_scale}}`, i.e. the logits are
+            :math:`e^{\mathrm{logit\_scale}}\,\mathrm{sim}`; a number or a learnable tensor.
+        similarity: ``"cosine"`` (rows scaled to unit norm by
+            :func:`~softnce_theory.losses._common.unit_rows`; a zero row stays zero) or
             ``"dot"``.
         negative_mode: ``"unpaired"`` or ``"paired"`` (ignored without ``negative_keys``).
         key_log_q: optional ``(B,)`` log noise probabilities of the keys: of every in-batch key
@@ -235,17 +256,17 @@ def info_nce(
             ``(B, M)``; requires ``negative_keys``.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
         validate: run the data-dependent finiteness checks of the log-q tensors.
+        tile: ``None`` (measured dispatch), ``0`` (dense) or ``k > 0`` (tiled, tile edge
+            ``k``); validated in every mode, but explicit negatives always run dense.
     """
-    tile_k = (
-        resolve_tile(tile, query, family="infonce")
-        if negative_keys is None and negative_log_q is None
-        else None
-    )
-    if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
-        return tiled_info_nce(
+    t = resolve_temperature(temperature, logit_scale, default=0.1, validate=validate)
+    # ``tile`` is validated in every mode; explicit negatives have no tiled path (dense always)
+    tile_k = resolve_tile(tile, query, family="infonce")
+    if tile_k is not None and negative_keys is None and negative_log_q is None:
+        return tiled_info_nce(  # tiled path: O(B*tile) memory (docs/performance.md)
             query,
             positive_key,
-            temperature=temperature,
+            temperature=t,
             similarity=similarity,
             key_log_q=key_log_q,
             negative_mode=negative_mode,
@@ -260,7 +281,6 @@ def info_nce(
         raise ValueError("query must have a non-empty embedding dimension D (got D = 0)")
     _check_embeddings(positive_key, "positive_key", query, 2)
     check_same_shape(query, positive_key, "query", "positive_key")
-    t = check_temperature(temperature)
     _check_similarity(similarity)
     if negative_mode not in NEGATIVE_MODES:
         raise ValueError(f"negative_mode must be one of {NEGATIVE_MODES}, got {negative_mode!r}")
@@ -304,7 +324,8 @@ def symmetric_info_nce(
     a: torch.Tensor,
     b: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature | None = None,
+    logit_scale: Temperature | None = None,
     similarity: Similarity = "cosine",
     reduction: Reduction = "mean",
     validate: bool = True,
@@ -323,30 +344,32 @@ def symmetric_info_nce(
 
     Args:
         a, b: ``(B, D)`` paired embeddings (same dtype and device).
-        temperature: :math:`t > 0`.
+        temperature: :math:`t > 0`, default 0.1 (a number or a learnable tensor, as in
+            :func:`info_nce`).
+        logit_scale: CLIP's learnable ``logit_scale`` instead (not both):
+            :math:`t = e^{-\mathrm{logit\_scale}}`.
         similarity: ``"cosine"`` or ``"dot"``.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per pair ``i``).
-        validate: accepted for API symmetry (there are no data-dependent checks).
+        validate: check a tensor temperature's value (finite, > 0) in eager mode.
     """
+    t = resolve_temperature(temperature, logit_scale, default=0.1, validate=validate)
     tile_k = resolve_tile(tile, a, family="symmetric_infonce")
     if tile_k is not None:  # tiled path: O(B*tile) memory (docs/performance.md)
         return tiled_symmetric_info_nce(
             a,
             b,
-            temperature=temperature,
+            temperature=t,
             similarity=similarity,
             reduction=reduction,
             validate=validate,
             tile=tile_k,
         )
 
-    del validate
     check_float(a, "a", 2)
     check_nonempty(a, "a")
     if a.shape[1] == 0:
         raise ValueError("a must have a non-empty embedding dimension D (got D = 0)")
     _check_embeddings_pair(a, b)
-    t = check_temperature(temperature)
     _check_similarity(similarity)
     check_reduction(reduction)
     dt = compute_dtype(a)
@@ -379,18 +402,40 @@ class RankingNCE(nn.Module):
         return ranking_nce(scores, log_q=log_q, reduction=self.reduction)
 
 
+def _module_scale(
+    temperature: Temperature | None, logit_scale: Temperature | None, learn: bool
+) -> tuple[Temperature | None, Temperature | None]:
+    """``(temperature, logit_scale)`` attributes of the InfoNCE modules: exactly one is set
+    (default temperature 0.1); ``learn=True`` makes it an ``nn.Parameter``."""
+    if logit_scale is None:
+        return module_temperature(0.1 if temperature is None else temperature, learn), None
+    if temperature is not None:
+        resolve_temperature(temperature, logit_scale, default=0.1)  # raises: not both
+    return None, module_temperature(logit_scale, learn, "logit_scale", logit=True)
+
+
 class InfoNCE(nn.Module):
-    """Module form of :func:`info_nce`."""
+    """Module form of :func:`info_nce`.
+
+    ``temperature`` (default 0.1) or CLIP's ``logit_scale`` (not both); with
+    ``learn_temperature=True`` the one given becomes an ``nn.Parameter`` (a tensor passed in,
+    e.g. a shared ``nn.Parameter``, is used as is).
+    """
 
     def __init__(
         self,
-        temperature: float = 0.1,
+        temperature: Temperature | None = None,
         similarity: Similarity = "cosine",
         negative_mode: NegativeMode = "unpaired",
         reduction: Reduction = "mean",
+        *,
+        logit_scale: Temperature | None = None,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature, self.logit_scale = _module_scale(
+            temperature, logit_scale, learn_temperature
+        )
         _check_similarity(similarity)
         if negative_mode not in NEGATIVE_MODES:
             raise ValueError(
@@ -414,6 +459,7 @@ class InfoNCE(nn.Module):
             positive_key,
             negative_keys,
             temperature=self.temperature,
+            logit_scale=self.logit_scale,
             similarity=self.similarity,
             negative_mode=self.negative_mode,
             key_log_q=key_log_q,
@@ -423,16 +469,23 @@ class InfoNCE(nn.Module):
 
 
 class SymmetricInfoNCE(nn.Module):
-    """Module form of :func:`symmetric_info_nce`."""
+    """Module form of :func:`symmetric_info_nce` (``temperature``/``logit_scale`` and
+    ``learn_temperature`` as in :class:`InfoNCE`; CLIP learns ``logit_scale``, initialised to
+    ``log(1/0.07)``)."""
 
     def __init__(
         self,
-        temperature: float = 0.1,
+        temperature: Temperature | None = None,
         similarity: Similarity = "cosine",
         reduction: Reduction = "mean",
+        *,
+        logit_scale: Temperature | None = None,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature, self.logit_scale = _module_scale(
+            temperature, logit_scale, learn_temperature
+        )
         _check_similarity(similarity)
         check_reduction(reduction)
         self.similarity: Similarity = similarity
@@ -440,5 +493,10 @@ class SymmetricInfoNCE(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return symmetric_info_nce(
-            a, b, temperature=self.temperature, similarity=self.similarity, reduction=self.reduction
+            a,
+            b,
+            temperature=self.temperature,
+            logit_scale=self.logit_scale,
+            similarity=self.similarity,
+            reduction=self.reduction,
         )

@@ -50,11 +50,16 @@ from torch import nn
 
 from softnce_theory.losses._common import (
     Reduction,
+    Temperature,
+    check_bool,
     check_float,
     check_labels,
     check_reduction,
+    check_tau,
     check_temperature,
     compute_dtype,
+    module_temperature,
+    unit_rows,
     values_checked,
 )
 from softnce_theory.losses.tiled import resolve_tile, tiled_sincere_loss, tiled_supcon_loss
@@ -87,12 +92,18 @@ def _check_embeddings(embeddings: object) -> torch.Tensor:
 
 
 def check_class_labels(
-    labels: object, n: int, device: torch.device | None = None, *, validate: bool = True
+    labels: object,
+    n: int,
+    device: torch.device | None = None,
+    *,
+    validate: bool = True,
+    ref_name: str = "embeddings",
 ) -> torch.Tensor:
-    """1-D integer labels of length ``n`` (on ``device``) with non-negative values."""
+    """1-D integer labels of length ``n`` (on ``device``, the device of ``ref_name``) with
+    non-negative values."""
     lab = check_labels(labels, "labels", n, validate=False)
     if device is not None and lab.device != device:
-        raise ValueError(f"labels must be on the device of embeddings ({device}), got {lab.device}")
+        raise ValueError(f"labels must be on the device of {ref_name} ({device}), got {lab.device}")
     if values_checked(validate) and lab.numel() and int(lab.min()) < 0:
         raise ValueError(f"labels must be non-negative, found {int(lab.min())}")
     return lab
@@ -104,7 +115,7 @@ def _check_variant(variant: object) -> Variant:
     return cast(Variant, variant)
 
 
-def _scale(temperature: float, base_temperature: object) -> float:
+def _scale(temperature: Temperature, base_temperature: object) -> Temperature:
     if base_temperature is None:
         return 1.0
     return temperature / check_temperature(base_temperature, "base_temperature")
@@ -121,15 +132,6 @@ def flatten_views(
     return embeddings, labels
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    """Rows scaled to unit norm; the max-abs prescale (detached: the result does not depend
-    on it) keeps huge rows from overflowing the norm. Zero rows stay zero."""
-    m = x.detach().abs().amax(dim=-1, keepdim=True)
-    m = torch.where(m > 0, m, torch.ones_like(m))
-    y = x / m
-    return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
-
-
 def _prepare(
     embeddings: object,
     labels: object,
@@ -137,14 +139,15 @@ def _prepare(
     normalize: bool,
     reduction: str,
     validate: bool,
-) -> tuple[torch.Tensor, torch.Tensor, float]:
+) -> tuple[torch.Tensor, torch.Tensor, Temperature]:
     x = _check_embeddings(embeddings)
     lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
+    check_bool(normalize, "normalize")
     z, lab = flatten_views(x.to(compute_dtype(x)), lab)
     if normalize:
-        z = _unit(z)
+        z = unit_rows(z)
     return (z @ z.transpose(0, 1)) / t, lab, t
 
 
@@ -170,10 +173,20 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.where(dead, zero, torch.logaddexp(zero, torch.where(dead, zero, x)))
 
 
-def _masks(labels: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    eye = torch.eye(n, dtype=torch.bool, device=labels.device)
-    return same & ~eye, ~same
+def _masks(
+    labels: torch.Tensor, n: int, row_labels: torch.Tensor | None = None, offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(positives, negatives)`` of the ``(n, n)`` logits, or with ``row_labels`` (``(m,)``) of
+    the anchor rows ``[offset, offset + m)`` of the batch (an ``(m, n)`` block, self at
+    column ``offset + i``)."""
+    if row_labels is None:
+        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        eye = torch.eye(n, dtype=torch.bool, device=labels.device)
+        return same & ~eye, ~same
+    same = row_labels.unsqueeze(1) == labels.unsqueeze(0)
+    rows = torch.arange(row_labels.shape[0], device=labels.device) + offset
+    own = rows.unsqueeze(1) == torch.arange(labels.shape[0], device=labels.device).unsqueeze(0)
+    return same & ~own, ~same
 
 
 class _Spread(torch.autograd.Function):
@@ -225,15 +238,25 @@ def _spread(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return _Spread.apply(logits, pos)
 
 
-def supcon_rows(logits: torch.Tensor, labels: torch.Tensor, variant: Variant) -> torch.Tensor:
+def supcon_rows(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    variant: Variant,
+    *,
+    row_labels: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
     r"""Per-anchor SupCon losses from an ``(n, n)`` logit matrix (diagonal ignored); 0 for
     anchors without positives.
 
     With :math:`L_P,L_N` the log-sum-exps over positives and negatives,
     :math:`\ell^{out}_i=\mathrm{softplus}(L_N-L_P)+(L_P-\overline{s_{iP}})` and
     :math:`\ell^{in}_i=\mathrm{softplus}(L_N-L_P)+\log|P(i)|`.
+
+    Anchor subset (distributed): ``logits`` ``(m, n)`` are the rows ``[offset, offset + m)``
+    of the full matrix, ``row_labels`` their labels, ``labels`` those of all ``n`` columns.
     """
-    pos, neg = _masks(labels, logits.shape[0])
+    pos, neg = _masks(labels, logits.shape[1], row_labels, offset)
     n_pos = pos.sum(dim=1)
     valid = n_pos > 0
     lse_pos = masked_logsumexp(logits, pos)
@@ -248,9 +271,16 @@ def supcon_rows(logits: torch.Tensor, labels: torch.Tensor, variant: Variant) ->
     return torch.where(valid, rows, torch.zeros_like(rows))
 
 
-def sincere_rows(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    r"""Per-anchor SINCERE losses: :math:`\frac1{|P|}\sum_p\mathrm{softplus}(L_N-s_{ip})`."""
-    pos, neg = _masks(labels, logits.shape[0])
+def sincere_rows(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    row_labels: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    r"""Per-anchor SINCERE losses: :math:`\frac1{|P|}\sum_p\mathrm{softplus}(L_N-s_{ip})`
+    (anchor subsets as in :func:`supcon_rows`)."""
+    pos, neg = _masks(labels, logits.shape[1], row_labels, offset)
     n_pos = pos.sum(dim=1)
     lse_neg = masked_logsumexp(logits, neg)
     gap = torch.where(pos, lse_neg.unsqueeze(1) - logits, torch.full_like(logits, float("-inf")))
@@ -279,7 +309,7 @@ def supcon_loss(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     variant: Variant = "out",
     normalize: bool = True,
     base_temperature: float | None = None,
@@ -331,7 +361,7 @@ def supcon_loss(
     scale = _scale(t, base_temperature)
     rows = supcon_rows(logits, lab, v)
     out = _reduce(rows, _valid(lab), reduction)
-    if scale != 1.0:
+    if isinstance(scale, torch.Tensor) or scale != 1.0:
         out = out * scale
     return out.to(embeddings.dtype)
 
@@ -340,7 +370,7 @@ def sincere_loss(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     normalize: bool = True,
     base_temperature: float | None = None,
     reduction: Reduction = "mean",
@@ -377,7 +407,7 @@ def sincere_loss(
     scale = _scale(t, base_temperature)
     rows = sincere_rows(logits, lab)
     out = _reduce(rows, _valid(lab), reduction)
-    if scale != 1.0:
+    if isinstance(scale, torch.Tensor) or scale != 1.0:
         out = out * scale
     return out.to(embeddings.dtype)
 
@@ -401,7 +431,7 @@ def supcon_from_logits(
     ``i``; the diagonal is ignored). Same formula and policies as :func:`supcon_loss` with the
     similarity and temperature already applied."""
     x = _check_logits(logits)
-    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
+    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate, ref_name="logits")
     v = _check_variant(variant)
     check_reduction(reduction)
     rows = supcon_rows(x.to(compute_dtype(x)), lab, v)
@@ -417,25 +447,28 @@ def sincere_from_logits(
 ) -> torch.Tensor:
     """SINCERE from a precomputed ``(n, n)`` logit matrix (see :func:`supcon_from_logits`)."""
     x = _check_logits(logits)
-    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
+    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate, ref_name="logits")
     check_reduction(reduction)
     rows = sincere_rows(x.to(compute_dtype(x)), lab)
     return _reduce(rows, _valid(lab), reduction).to(x.dtype)
 
 
 class SupConLoss(nn.Module):
-    """Module form of :func:`supcon_loss`."""
+    """Module form of :func:`supcon_loss` (``learn_temperature=True``: :math:`\tau` is an
+    ``nn.Parameter``; a tensor ``temperature`` passed in is used as is)."""
 
     def __init__(
         self,
-        temperature: float = 0.1,
+        temperature: Temperature = 0.1,
         variant: Variant = "out",
         normalize: bool = True,
         base_temperature: float | None = None,
         reduction: Reduction = "mean",
+        *,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         self.variant: Variant = _check_variant(variant)
         self.normalize = normalize
         if base_temperature is not None:
@@ -457,17 +490,19 @@ class SupConLoss(nn.Module):
 
 
 class SINCERELoss(nn.Module):
-    """Module form of :func:`sincere_loss`."""
+    """Module form of :func:`sincere_loss` (``learn_temperature`` as in :class:`SupConLoss`)."""
 
     def __init__(
         self,
-        temperature: float = 0.1,
+        temperature: Temperature = 0.1,
         normalize: bool = True,
         base_temperature: float | None = None,
         reduction: Reduction = "mean",
+        *,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         self.normalize = normalize
         if base_temperature is not None:
             check_temperature(base_temperature, "base_temperature")

@@ -59,14 +59,17 @@ from torch import nn
 
 from softnce_theory.losses._common import (
     Reduction,
+    Temperature,
     check_float,
     check_labels,
     check_nonempty,
     check_reduction,
+    check_same_device,
     check_same_shape,
     check_simplex,
-    check_temperature,
+    check_tau,
     compute_dtype,
+    module_temperature,
     reduce,
     simplex_tol,
     values_checked,
@@ -101,8 +104,7 @@ def _check_offset(offset: object, n: int, m: int) -> int:
 
 
 def _check_same_device(x: torch.Tensor, ref: torch.Tensor, name: str) -> None:
-    if x.device != ref.device:
-        raise ValueError(f"{name} must be on the logits' device {ref.device}, got {x.device}")
+    check_same_device(x, ref, name, "logits")
 
 
 def _prepare_noise(
@@ -116,6 +118,11 @@ def _prepare_noise(
         raise ValueError(
             f"noise_probs must have shape ({num_classes},) (one probability per class), "
             f"got {tuple(noise_probs.shape)}"
+        )
+    if noise_probs.is_meta and device.type != "meta":
+        raise ValueError(
+            f"noise_probs must hold data to be moved to the logits' device {device}, "
+            "got a meta tensor"
         )
     check_simplex(noise_probs, "noise_probs", validate=validate)
     return noise_probs.to(device=device)
@@ -140,8 +147,31 @@ def _check_zero_noise_mass(
 # ----------------------------------------------------------------------------- kernels
 
 
-def info_nce_from_scores(scores: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+def info_nce_from_scores(
+    scores: torch.Tensor, positives: torch.Tensor, *, validate: bool = True
+) -> torch.Tensor:
     r"""Per-row InfoNCE :math:`\log\sum_j e^{S_{ij}} - S_{i,p_i}` from an ``(N, M)`` score matrix.
+
+    ``scores`` is a non-empty floating ``(N, M)`` matrix (``M >= 1``); ``positives`` an ``(N,)``
+    integer tensor on the same device with values in ``[0, M)`` (range checked when
+    ``validate``). Returns the ``(N,)`` per-row losses in the dtype of ``scores`` (no
+    promotion: the caller chooses the compute dtype). See :func:`_info_nce_rows`.
+    """
+    check_float(scores, "scores", 2)
+    check_nonempty(scores, "scores")
+    n, m = scores.shape
+    if m == 0:
+        raise ValueError(
+            f"scores must have at least one column (M >= 1), got shape {tuple(scores.shape)}"
+        )
+    pos = check_labels(
+        positives, "positives", n, m, validate=validate, ref=scores, ref_name="scores"
+    )
+    return _info_nce_rows(scores, pos)
+
+
+def _info_nce_rows(scores: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    r"""Per-row InfoNCE :math:`\log\sum_j e^{S_{ij}} - S_{i,p_i}`, unvalidated.
 
     Evaluated as :math:`m_i + \operatorname{log1p}\bigl(\sum_{j\ne j^*} e^{D_{ij}-m_i}\bigr)` with
     :math:`D_{ij} = S_{ij} - S_{ip_i}` and :math:`m_i = \max_j D_{ij} = D_{ij^*}\ge 0`. The
@@ -165,7 +195,7 @@ def _st_infonce_rows(
     logits: torch.Tensor,
     cand: torch.Tensor,
     q: torch.Tensor | None,
-    temperature: float,
+    temperature: Temperature,
     offset: int,
     dt: torch.dtype,
 ) -> torch.Tensor:
@@ -189,7 +219,7 @@ def _st_infonce_rows(
         nan = torch.full((), math.nan, dtype=dt, device=scores.device)
         scores = scores + torch.where(bad, nan, torch.zeros_like(nan))[None, :]
     pos = torch.arange(n, device=logits.device) + offset
-    return info_nce_from_scores(scores, pos)
+    return _info_nce_rows(scores, pos)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -200,7 +230,7 @@ def soft_target_info_nce(
     targets: torch.Tensor,
     noise_probs: torch.Tensor | None = None,
     *,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     candidates: torch.Tensor | None = None,
     offset: int = 0,
     reduction: Reduction = "mean",
@@ -258,7 +288,7 @@ def soft_target_info_nce(
     check_float(targets, "targets", 2)
     check_same_shape(logits, targets, "logits", "targets")
     _check_same_device(targets, logits, "targets")
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
     n, c = logits.shape
     if candidates is None:
@@ -278,9 +308,9 @@ def soft_target_info_nce(
     if candidates is not None:
         check_simplex(candidates, "candidates", validate=validate)
         if values_checked(validate):
-            pos = candidates[off : off + n].double()
+            pos = candidates[off : off + n].detach().double()  # a check, not part of the graph
             tol = max(simplex_tol(candidates.dtype), simplex_tol(targets.dtype))
-            dev = float((pos - targets.double()).abs().max())
+            dev = float((pos - targets.detach().double()).abs().max())
             if not dev <= tol:
                 raise ValueError(
                     f"candidates[offset:offset+N] must equal targets (the positives); "
@@ -298,7 +328,7 @@ def info_nce_hard_labels(
     labels: torch.Tensor,
     noise_probs: torch.Tensor | None = None,
     *,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     candidate_labels: torch.Tensor | None = None,
     offset: int = 0,
     reduction: Reduction = "mean",
@@ -322,8 +352,7 @@ def info_nce_hard_labels(
     check_float(logits, "logits", 2)
     check_nonempty(logits, "logits")
     n, c = logits.shape
-    check_labels(labels, "labels", n, c, validate=validate)
-    _check_same_device(labels, logits, "labels")
+    check_labels(labels, "labels", n, c, validate=validate, ref=logits)
     if candidate_labels is None:
         cand_labels, cand_name = labels, "labels"
     else:
@@ -337,11 +366,15 @@ def info_nce_hard_labels(
                 )
             )
         check_labels(
-            candidate_labels, "candidate_labels", candidate_labels.shape[0], c, validate=validate
+            candidate_labels,
+            "candidate_labels",
+            candidate_labels.shape[0],
+            c,
+            validate=validate,
+            ref=logits,
         )
-        _check_same_device(candidate_labels, logits, "candidate_labels")
         cand_labels, cand_name = candidate_labels, "candidate_labels"
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
     off = _check_offset(offset, n, cand_labels.shape[0])
     if candidate_labels is not None and values_checked(validate):
@@ -368,11 +401,13 @@ class SoftTargetInfoNCE(nn.Module):
     def __init__(
         self,
         noise_probs: torch.Tensor | None = None,
-        temperature: float = 1.0,
+        temperature: Temperature = 1.0,
         reduction: Reduction = "mean",
+        *,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
         if noise_probs is not None:
@@ -406,11 +441,13 @@ class InfoNCEHardLabels(nn.Module):
     def __init__(
         self,
         noise_probs: torch.Tensor | None = None,
-        temperature: float = 1.0,
+        temperature: Temperature = 1.0,
         reduction: Reduction = "mean",
+        *,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = check_temperature(temperature)
+        self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
         if noise_probs is not None:

@@ -9,13 +9,17 @@ import torch
 
 from softnce_theory.losses._common import (
     Reduction,
+    Temperature,
+    check_bool,
     check_float,
     check_nonempty,
     check_reduction,
     check_same_shape,
+    check_tau,
     check_temperature,
     compute_dtype,
     reduce,
+    unit_rows,
 )
 from softnce_theory.losses.tiled._dispatch import default_tile
 from softnce_theory.losses.tiled._kernels import (
@@ -70,36 +74,63 @@ class _Sorted:
 def _prep_labelled(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
-    temperature: float,
+    temperature: Temperature,
     normalize: bool,
     reduction: str,
     validate: bool,
-) -> tuple[_Sorted, float]:
+) -> tuple[_Sorted, Temperature]:
     """Validate and prepare exactly as :mod:`softnce_theory.losses.sincere` does."""
     from softnce_theory.losses import sincere as sc
 
     x = sc._check_embeddings(embeddings)
     lab = sc.check_class_labels(labels, x.shape[0], x.device, validate=validate)
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
+    check_bool(normalize, "normalize")
     z, lab = sc.flatten_views(x.to(compute_dtype(x)), lab)
     if normalize:
-        z = sc._unit(z)
+        z = unit_rows(z)
     return _Sorted(z, lab), t
 
 
 def _zero_loss(rows: int, reduction: str, dtype: torch.dtype, *xs: torch.Tensor) -> torch.Tensor:
-    """0 with a zero gradient, still connected to the graph (``"none"``: a zero vector)."""
-    zero = sum((x.sum() * 0.0 for x in xs), torch.zeros((), dtype=xs[0].dtype, device=xs[0].device))
+    """0 with a zero gradient, still connected to the graph (``"none"``: a zero vector).
+
+    The zero is an *empty* sum of each input (exactly 0, gradient exactly 0), never
+    ``x.sum() * 0``: that is NaN once ``x.sum()`` overflows (float16 sums, huge rows).
+    """
+    zero = sum(
+        (x[..., :0].sum() for x in xs), torch.zeros((), dtype=xs[0].dtype, device=xs[0].device)
+    )
     if reduction == "none":
         zero = zero.expand(rows)
     return zero.to(dtype)
 
 
-def _base_scale(t: float, base_temperature: float | None) -> float:
+def _base_scale(t: Temperature, base_temperature: float | None) -> Temperature:
     if base_temperature is None:
         return 1.0
     return t / check_temperature(base_temperature, "base_temperature")
+
+
+def _apply_scale(out: torch.Tensor, scale: Temperature) -> torch.Tensor:
+    """``out * scale`` (HobbitLong's tau / tau_base), skipped for a float 1."""
+    if isinstance(scale, torch.Tensor) or scale != 1.0:
+        return out * scale
+    return out
+
+
+def _inv(t: Temperature, ref: torch.Tensor) -> Temperature:
+    """``1 / t`` on ``ref``'s device and dtype (a tensor ``t`` keeps its graph: the kernels
+    return the gradient of their scale)."""
+    if isinstance(t, torch.Tensor):
+        return 1.0 / t.to(device=ref.device, dtype=ref.dtype)
+    return 1.0 / t
+
+
+def _grad_anchor(t: Temperature) -> tuple[torch.Tensor, ...]:
+    """A tensor temperature as an extra input of :func:`_zero_loss` (zero gradient, connected)."""
+    return (t.reshape(1),) if isinstance(t, torch.Tensor) else ()
 
 
 @torch.compiler.disable
@@ -138,17 +169,15 @@ def tiled_supcon_loss(
     srt, t = _prep_labelled(embeddings, labels, temperature, normalize, reduction, validate)
     scale = _base_scale(t, base_temperature)
     if srt.n_valid == 0:
-        return _zero_loss(srt.z.shape[0], reduction, embeddings.dtype, embeddings)
+        return _zero_loss(srt.z.shape[0], reduction, embeddings.dtype, embeddings, *_grad_anchor(t))
     k = _check_tile(tile, embeddings.device)
     flags = NEG | POS_LSE | (POS_SUM if v == "out" else 0)
-    _, lse_neg, lse_pos, sum_pos = LabelStats.apply(srt.z, srt.labels, 1.0 / t, k, flags)
+    _, lse_neg, lse_pos, sum_pos = LabelStats.apply(srt.z, srt.labels, _inv(t, srt.z), k, flags)
     lse_pos = torch.where(srt.valid, lse_pos, torch.zeros_like(lse_pos))
     cnt = srt.cnt.clamp(min=1.0)
     head = _softplus(lse_neg - lse_pos)
     rows = head + (lse_pos - sum_pos / cnt if v == "out" else torch.log(cnt))
-    out = srt.finish(rows, reduction)
-    if scale != 1.0:
-        out = out * scale
+    out = _apply_scale(srt.finish(rows, reduction), scale)
     return out.to(embeddings.dtype)
 
 
@@ -185,13 +214,12 @@ def tiled_sincere_loss(
     srt, t = _prep_labelled(embeddings, labels, temperature, normalize, reduction, validate)
     scale = _base_scale(t, base_temperature)
     if srt.n_valid == 0:
-        return _zero_loss(srt.z.shape[0], reduction, embeddings.dtype, embeddings)
+        return _zero_loss(srt.z.shape[0], reduction, embeddings.dtype, embeddings, *_grad_anchor(t))
     k = _check_tile(tile, embeddings.device)
-    _, lse_neg, _, _ = LabelStats.apply(srt.z, srt.labels, 1.0 / t, k, NEG)
-    sp = PosSoftplus.apply(srt.z, srt.labels, lse_neg, 1.0 / t, k)
-    out = srt.finish(sp / srt.cnt.clamp(min=1.0), reduction)
-    if scale != 1.0:
-        out = out * scale
+    inv = _inv(t, srt.z)
+    _, lse_neg, _, _ = LabelStats.apply(srt.z, srt.labels, inv, k, NEG)
+    sp = PosSoftplus.apply(srt.z, srt.labels, lse_neg, inv, k)
+    out = _apply_scale(srt.finish(sp / srt.cnt.clamp(min=1.0), reduction), scale)
     return out.to(embeddings.dtype)
 
 
@@ -232,10 +260,11 @@ def tiled_esupcon_loss(
     )
     srt = _Sorted(z, lab)
     k = _check_tile(tile, embeddings.device)
+    inv = _inv(t, srt.z)
     _, lse_neg, lse_pos, sum_pos = LabelStats.apply(
-        srt.z, srt.labels, 1.0 / t, k, NEG | POS_LSE | POS_SUM
+        srt.z, srt.labels, inv, k, NEG | POS_LSE | POS_SUM
     )
-    lse_proto, _ = CrossLSE.apply(srt.z, w, None, srt.labels, 1.0 / t, k, True, False, None)
+    lse_proto, _ = CrossLSE.apply(srt.z, w, None, srt.labels, inv, k, True, False, None)
     t_own = (srt.z * w.index_select(0, srt.labels)).sum(-1) / t
     lp = torch.logaddexp(lse_pos, t_own)
     ln = torch.logaddexp(lse_neg, lse_proto)
@@ -279,7 +308,7 @@ def tiled_info_nce(
         raise ValueError("query must have a non-empty embedding dimension D (got D = 0)")
     nce._check_embeddings(positive_key, "positive_key", query, 2)
     check_same_shape(query, positive_key, "query", "positive_key")
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
     nce._check_similarity(similarity)
     if negative_mode not in nce.NEGATIVE_MODES:
         raise ValueError(
@@ -294,7 +323,8 @@ def tiled_info_nce(
     q = nce._embed(query, dt, similarity)
     k = nce._embed(positive_key, dt, similarity)
     tl = _check_tile(tile, query.device)
-    lse_neg, _ = CrossLSE.apply(q, k, klq, None, 1.0 / t, tl, True, False, 0)
+    inv = _inv(t, q)
+    lse_neg, _ = CrossLSE.apply(q, k, klq, None, inv, tl, True, False, 0)
     pos = (q * k).sum(-1) / t
     if klq is not None:
         pos = pos - klq
@@ -323,19 +353,19 @@ def tiled_symmetric_info_nce(
     """
     from softnce_theory.losses import infonce as nce
 
-    del validate
     check_float(a, "a", 2)
     check_nonempty(a, "a")
     if a.shape[1] == 0:
         raise ValueError("a must have a non-empty embedding dimension D (got D = 0)")
     nce._check_embeddings_pair(a, b)
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
     nce._check_similarity(similarity)
     check_reduction(reduction)
     dt = compute_dtype(a)
     q, k = nce._embed(a, dt, similarity), nce._embed(b, dt, similarity)
     tl = _check_tile(tile, a.device)
-    row, col = CrossLSE.apply(q, k, None, None, 1.0 / t, tl, True, True, 0)
+    inv = _inv(t, q)
+    row, col = CrossLSE.apply(q, k, None, None, inv, tl, True, True, 0)
     pos = (q * k).sum(-1) / t
     rows = (_softplus(row - pos) + _softplus(col - pos)) / 2
     return reduce(rows, reduction).to(a.dtype)
@@ -376,7 +406,7 @@ def tiled_soft_target_info_nce(
     check_float(targets, "targets", 2)
     check_same_shape(logits, targets, "logits", "targets")
     st._check_same_device(targets, logits, "targets")
-    t = check_temperature(temperature)
+    t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
     n, c = logits.shape
     cand = targets if candidates is None else candidates
@@ -392,7 +422,7 @@ def tiled_soft_target_info_nce(
     q = st._prepare_noise(noise_probs, c, logits.device, validate)
     _check_st_values(targets, candidates, off, n, q, validate)
     dt = compute_dtype(logits, targets, cand) if q is None else compute_dtype(logits, cand, q)
-    g = logits.to(dt) / t
+    g = logits.to(dt) / (t.to(device=logits.device) if isinstance(t, torch.Tensor) else t)
     a = cand.to(dt)
     bad = None
     if q is None:
@@ -427,9 +457,9 @@ def _check_st_values(
     if candidates is not None:
         check_simplex(candidates, "candidates", validate=validate)
         if values_checked(validate):
-            pos = candidates[off : off + n].double()
+            pos = candidates[off : off + n].detach().double()  # a check, not part of the graph
             tol = max(simplex_tol(candidates.dtype), simplex_tol(targets.dtype))
-            dev = float((pos - targets.double()).abs().max())
+            dev = float((pos - targets.detach().double()).abs().max())
             if not dev <= tol:
                 raise ValueError(
                     f"candidates[offset:offset+N] must equal targets (the positives); "
