@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -108,14 +111,87 @@ class ScenarioConfig(abc.ABC):
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> ScenarioConfig:
-        """Build a config from a JSON object (lists become tuples); unknown keys are refused."""
+        """Build a config from a JSON object (lists become tuples). Unknown keys, and values of
+        the wrong JSON type for their field (``true`` for an integer, ``{}`` for a list of
+        numbers, ...), are refused with a ``ValueError`` naming the parameter."""
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         bad = sorted(set(obj) - names)
         if bad:
             raise ValueError(f"{cls.name}: unknown parameter(s) {bad}; known: {sorted(names)}")
-        cfg = cls(**{k: _tuplify(v) for k, v in obj.items()})
-        cfg.validate()
+        hints = typing.get_type_hints(cls)
+        for key, value in obj.items():
+            tp = hints.get(key)
+            if tp is not None and not _conforms(value, tp):
+                raise ValueError(
+                    f"{cls.name}: parameter {key!r} must be {_describe(tp)}, got {_brief(value)}"
+                )
+        try:
+            cfg = cls(**{k: _tuplify(v) for k, v in obj.items()})
+            cfg.validate()
+        except ValueError:
+            raise
+        except (TypeError, ArithmeticError) as exc:  # a check the field types did not cover
+            raise ValueError(
+                f"{cls.name}: invalid parameter(s) {sorted(obj)}: {type(exc).__name__}: {exc}"
+            ) from exc
         return cfg
+
+
+def _conforms(value: Any, tp: Any) -> bool:
+    """Whether a JSON value fits a field annotation (bool is not a number here)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        try:
+            float(value)
+        except OverflowError:
+            return False
+        return True
+    if tp is str:
+        return isinstance(value, str)
+    if origin in (types.UnionType, typing.Union):
+        return any(_conforms(value, a) for a in args)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(value) == len(args) and all(
+            _conforms(v, a) for v, a in zip(value, args, strict=True)
+        )
+    return True  # an annotation this check does not know: validate() decides
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    simple = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if tp in simple:
+        return simple[tp]
+    if tp is type(None):
+        return "null"
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        inner = _describe(args[0])
+        return "a list of " + (
+            "numbers" if inner == "a number" else inner.replace("a list", "lists", 1)
+        )
+    return str(tp)
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _tuplify(v: Any) -> Any:
@@ -132,13 +208,17 @@ def _jsonify(v: Any) -> Any:
     return v
 
 
-def check_distribution(name: str, p: Any, size: int | None = None) -> np.ndarray:
-    """Validate a probability vector (finite, >= 0, sums to 1 within 1e-9)."""
+def check_distribution(
+    name: str, p: Any, size: int | None = None, size_of: str | None = None
+) -> np.ndarray:
+    """Validate a probability vector (finite, >= 0, sums to 1 within 1e-9); ``size_of`` names
+    the parameter whose length ``size`` is, for the message."""
     a = np.asarray(p, dtype=np.float64)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of probabilities")
     if size is not None and a.size != size:
-        raise ValueError(f"{name} must have length {size}, got {a.size}")
+        same = f" (the length of {size_of})" if size_of else ""
+        raise ValueError(f"{name} must have length {size}{same}, got {a.size}")
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         raise ValueError(f"{name} must be finite and >= 0")
     if abs(a.sum() - 1.0) > 1e-9:

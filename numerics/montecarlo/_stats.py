@@ -173,10 +173,22 @@ class Moments:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Moments:
-        vals = np.array([float(x) for x in obj["packed"]], dtype=np.float64)
+        """Inverse of :meth:`to_json`; ``ValueError`` for anything but its exact layout (ints
+        ``d``, ``m`` and a list of finite numbers; ``true`` is not a number here)."""
+        if not isinstance(obj, dict):
+            raise ValueError("stored moments must be an object")
+        d, m, packed = obj.get("d"), obj.get("m"), obj.get("packed")
+        for name, v in (("d", d), ("m", m)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1 << 20:
+                raise ValueError(f"stored moments: {name} must be a small integer >= 0")
+        if not isinstance(packed, list) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in packed
+        ):
+            raise ValueError("stored moments: packed must be a list of numbers")
+        vals = np.array([float(x) for x in packed], dtype=np.float64)
         if not np.all(np.isfinite(vals)):
             raise ValueError("non-finite value in stored moments")
-        return cls.unpack(vals, int(obj["d"]), int(obj["m"]))
+        return cls.unpack(vals, int(d), int(m))  # type: ignore[arg-type]  # checked above
 
     # -- estimates ---------------------------------------------------------------------------
     def estimates(self, use_cv: bool = True) -> Estimates:

@@ -58,7 +58,13 @@ from numerics.montecarlo._sampling import (
     tune_glibc_malloc,
 )
 from numerics.montecarlo._stats import Z95, Estimates, Moments, finite_or_none
-from numerics.montecarlo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numerics.montecarlo.checkpoint import (
+    CheckpointError,
+    check_writable,
+    clean_stale_temps,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 #: bump when random streams, chunking or the round schedule change (old checkpoints are refused)
 ENGINE_VERSION = 1
@@ -66,6 +72,14 @@ ENGINE_VERSION = 1
 ROUND_MAX = 64
 DEFAULT_CHUNK_CPU = 1 << 18
 DEFAULT_CHUNK_CUDA = 1 << 24
+#: largest K accepted: below 2**53, so K and every count are exact float64 integers
+MAX_K = 10**15
+#: largest ``chunk`` accepted (elements per tensor; 16 GiB of float64)
+MAX_CHUNK = 1 << 31
+#: without an explicit ``chunk``, one chunk (>= 2 trials) may hold up to this many elements
+#: (1 GiB of float64 per tensor), so a large K still runs with the default; an explicit
+#: ``chunk`` is a hard bound
+AUTO_CHUNK_LIMIT = 1 << 27
 
 
 @dataclass
@@ -317,7 +331,10 @@ def run_scenario(
     seed : global seed; with ``chunk`` and the device type it fixes every number.
     device : ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``.
     chunk : elements per chunk (memory bound); default 2**18 on CPU (cache-sized temporaries),
-        2**24 on CUDA.
+        2**24 on CUDA. A chunk holds at least two trials: a K whose two trials need more than
+        ``chunk`` elements (:meth:`ScenarioConfig.trial_cost`) is refused up front with a
+        ``ValueError``; without ``chunk`` the limit is :data:`AUTO_CHUNK_LIMIT`. ``K`` is at
+        most :data:`MAX_K`, ``chunk`` at most :data:`MAX_CHUNK`.
     target_ci, target_rel : stop when the 95% half-width of the first output is below
         ``target_ci`` and/or ``target_rel`` x |estimate| (all given targets must hold).
     max_samples : cap on the number of trials per K (rounded down to whole chunks, >= 1 chunk).
@@ -337,8 +354,16 @@ def run_scenario(
     if not ks:
         raise ValueError("ks must not be empty")
     for k in ks:
-        if int(k) != k or k < config.min_k():
-            raise ValueError(f"K must be an integer >= {config.min_k()}, got {k!r}")
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, (int, float, np.integer, np.floating))
+            or not math.isfinite(k)
+            or int(k) != k
+            or not config.min_k() <= k <= MAX_K
+        ):
+            raise ValueError(
+                f"K must be an integer in [{config.min_k()}, {MAX_K:.0e}] (--k), got {k!r}"
+            )
     if len(set(ks)) != len(ks):
         raise ValueError(f"ks must be distinct, got {ks}")
     ks = [int(k) for k in ks]
@@ -352,10 +377,12 @@ def run_scenario(
     dev = resolve_device(device)
     if tune_malloc and dev.type == "cpu":
         tune_glibc_malloc()
+    chunk_given = chunk is not None
     if chunk is None:
         chunk = DEFAULT_CHUNK_CUDA if dev.type == "cuda" else DEFAULT_CHUNK_CPU
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if isinstance(chunk, bool) or int(chunk) != chunk or not 1 <= chunk <= MAX_CHUNK:
+        raise ValueError(f"chunk must be an integer in [1, {MAX_CHUNK}] (--chunk), got {chunk}")
+    check_memory_bound(config, ks, int(chunk), explicit=chunk_given)
 
     dist_ctx, dev = _setup_distributed(dev, distributed)
     try:
@@ -365,6 +392,29 @@ def run_scenario(
         )  # fmt: skip
     finally:
         dist_ctx.close()
+
+
+def check_memory_bound(
+    config: ScenarioConfig, ks: Sequence[int], chunk: int, *, explicit: bool
+) -> None:
+    """Refuse, before any work, a K whose chunk (at least two trials) cannot stay within the
+    memory bound: ``chunk`` elements if given explicitly, else :data:`AUTO_CHUNK_LIMIT`."""
+    limit = chunk if explicit else max(chunk, AUTO_CHUNK_LIMIT)
+    for k in ks:
+        need = 2 * config.trial_cost(int(k))
+        if need > limit:
+            bound = f"chunk = {chunk} (--chunk)" if explicit else f"the default limit {limit}"
+            hint = (
+                f"raise --chunk to >= {need} if the memory is there"
+                if need <= MAX_CHUNK
+                else "no --chunk can hold it"
+            )
+            raise ValueError(
+                f"--k {k}: one chunk of {config.name} needs >= {need} float64 elements per "
+                f"tensor (two trials), more than {bound}; {hint}, use a smaller K, or a "
+                "sampler that does not materialise the K draws (-p sampler=counts, where the "
+                "scenario has one)"
+            )
 
 
 def _identity(
@@ -406,14 +456,17 @@ def _run(
     state: dict[str, Any] = {"per_k": {}}
     if checkpoint is not None:
         path = Path(checkpoint)
+        if path.exists() and not resume:
+            raise CheckpointError(
+                f"checkpoint {path} exists; pass resume=True (--resume) to continue it, "
+                "or remove it to start afresh"
+            )
+        if dist_ctx.rank == 0:
+            clean_stale_temps(path)  # left by a writer killed mid-save
+        check_writable(path)  # before the run, not after its first round
         if path.exists():
-            if not resume:
-                raise CheckpointError(
-                    f"checkpoint {path} exists; pass resume=True (--resume) to continue it, "
-                    "or remove it to start afresh"
-                )
             state = load_checkpoint(path, identity)
-            _check_state(state, ks, config)
+            _check_state(state, ks, config, path)
         elif resume and dist_ctx.rank == 0:
             print(f"softnce mc: no checkpoint at {path}; starting afresh", file=sys.stderr)
 
@@ -425,14 +478,15 @@ def _run(
         max_chunks = max(1, max_samples // t_per)
         min_chunks = min(max_chunks, max(1, math.ceil(min_samples / t_per)))
         entry = state["per_k"].get(str(k))
-        if entry is not None:
+        if entry is not None:  # validated by _check_state
             mom = Moments.from_json(entry["moments"])
             done = int(entry["chunks_done"])
             seconds = float(entry.get("seconds", 0.0))
             if int(entry["trials_per_chunk"]) != t_per and done > 0:
                 raise CheckpointError(
-                    f"checkpoint: K={k} used {entry['trials_per_chunk']} trials per chunk, this "
-                    f"run gives {t_per} (max_samples changed below a chunk?); refusing it"
+                    f"checkpoint {checkpoint}: K={k} used {entry['trials_per_chunk']} trials per "
+                    f"chunk, this run gives {t_per} (max_samples changed below a chunk?); "
+                    "refusing it"
                 )
         else:
             mom, done, seconds = Moments.empty(d, m), 0, 0.0
@@ -520,21 +574,49 @@ def _run(
     )
 
 
-def _check_state(state: dict[str, Any], ks: list[int], config: ScenarioConfig) -> None:
+def _check_state(
+    state: dict[str, Any],
+    ks: list[int],
+    config: ScenarioConfig,
+    path: Path,
+) -> None:
+    """Validate every field of a loaded state (types, ranges, consistency); a bad one raises
+    :class:`CheckpointError` naming the checkpoint and the field."""
     per_k = state.get("per_k")
     if not isinstance(per_k, dict) or not set(per_k) <= {str(k) for k in ks}:
-        raise CheckpointError("checkpoint state does not match the K grid; refusing it")
+        raise CheckpointError(f"checkpoint {path}: state does not match the K grid; refusing it")
     d, m = len(config.output_names()), config.n_controls()
+
+    def bad(key: str, what: str) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {path}: state for K={key} is corrupt ({what}); refusing it"
+        )
+
+    def count(entry: dict[str, Any], key: str, name: str, low: int) -> int:
+        v = entry.get(name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise bad(key, f"{name} must be an integer >= {low}, got {_short(v)}")
+        return v
+
     for key, entry in per_k.items():
+        if not isinstance(entry, dict):
+            raise bad(key, f"entry must be an object, got {type(entry).__name__}")
+        done = count(entry, key, "chunks_done", 0)
+        tpc = count(entry, key, "trials_per_chunk", 2)
+        secs = entry.get("seconds", 0.0)
+        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 <= secs < 1e12:
+            raise bad(key, f"seconds must be a finite number >= 0, got {_short(secs)}")
         try:
             mom = Moments.from_json(entry["moments"])
-            done, tpc = int(entry["chunks_done"]), int(entry["trials_per_chunk"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"checkpoint state for K={key} is corrupt ({exc}); refusing it"
-            ) from exc
+        except Exception as exc:  # any malformed field is a corrupt checkpoint
+            raise bad(key, f"moments: {type(exc).__name__}: {exc}") from exc
         if mom.d != d or mom.m != m or mom.n != done * tpc:
-            raise CheckpointError(f"checkpoint state for K={key} is inconsistent; refusing it")
+            raise bad(key, "moments inconsistent with the scenario or the chunk count")
+
+
+def _short(x: Any, limit: int = 60) -> str:
+    s = repr(x) if not isinstance(x, (dict, list)) else type(x).__name__
+    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def _targets_given(target_ci: float | None, target_rel: float | None) -> bool:
@@ -588,7 +670,14 @@ def _chunk_moments(
     config: ScenarioConfig, prep: Any, k: int, seed: int, t_per: int, idx: int, dev: torch.device
 ) -> Moments:
     gen = generator(dev, chunk_seed(seed, config.name, k, idx))
-    y, c = config.simulate(prep, k, t_per, gen)
+    try:
+        y, c = config.simulate(prep, k, t_per, gen)
+    except RuntimeError as exc:  # torch's CPU allocator and CUDA OOM raise RuntimeError
+        if "allocate" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        raise MemoryError(
+            f"K={k}: out of memory simulating {t_per} trials per chunk; lower --chunk"
+        ) from exc
     return Moments.from_samples(y.detach().cpu().numpy(), c.detach().cpu().numpy())
 
 

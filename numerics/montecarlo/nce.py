@@ -120,7 +120,7 @@ class _DiscreteNegatives(ScenarioConfig):
 
     def _validate_common(self) -> None:
         o = check_finite_vector("logits", self.logits)
-        q = check_distribution("noise", self.noise, o.size)
+        q = check_distribution("noise", self.noise, o.size, "logits")
         if np.any(q <= 0):
             raise ValueError("noise must be > 0 for every class (log q and 1/q are used)")
         if self.sampler not in SAMPLERS:
@@ -161,7 +161,7 @@ class RankingNCE(_DiscreteNegatives):
     def validate(self) -> None:
         self._validate_common()
         if self.data is not None:
-            check_distribution("data", self.data, self.n_classes)
+            check_distribution("data", self.data, self.n_classes, "logits")
 
     def output_names(self) -> tuple[str, ...]:
         return ("loss_bias", *[f"grad_bias[{c}]" for c in range(self.n_classes)])

@@ -180,7 +180,7 @@ class SoftTarget(ScenarioConfig):
 
     def validate(self) -> None:
         o = check_finite_vector("logits", self.logits)
-        q = check_distribution("noise", self.noise, o.size)
+        q = check_distribution("noise", self.noise, o.size, "logits")
         if self.log_q_correction and np.any(q <= 0):
             raise ValueError("noise must be > 0 for every class when log_q_correction is on")
         if not (math.isfinite(self.temperature) and self.temperature > 0):

@@ -181,7 +181,7 @@ class SupConComposition(ScenarioConfig):
                 v = np.asarray(vals, dtype=np.float64)
                 if v.ndim != 1 or not np.all(np.isfinite(v)):
                     raise ValueError(f"{side}_values must be a 1-D sequence of finite logits")
-                check_distribution(f"{side}_probs", probs, v.size)
+                check_distribution(f"{side}_probs", probs, v.size, f"{side}_values")
 
     def laws(self) -> tuple[_Law, _Law]:
         return (

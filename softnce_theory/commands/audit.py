@@ -8,6 +8,11 @@ import json
 import sys
 from typing import Any
 
+from softnce_theory.commands._common import epilog
+
+#: what exit code 1 means for this command
+VERDICT = "a property fails"
+
 
 def register(sub: Any) -> None:
     from softnce_theory.testing._names import ADAPTER_NAMES, FAMILY_NAMES
@@ -23,8 +28,11 @@ def register(sub: Any) -> None:
             "invariances, limits, edge cases, low-precision dtypes) and print one line per "
             "property, with the shrunk counterexample and the discrepancy of each failure. "
             "Exits 1 if any property fails, 2 on usage errors. Only the named module or file "
-            "is imported; nothing else from the command line is executed."
+            "is imported; nothing else from the command line is executed. The toolkit's own "
+            "modules and dependencies are imported first, and the target's directory is "
+            "appended to sys.path, so a sibling mpmath.py or numerics/ cannot replace them."
         ),
+        epilog=epilog(VERDICT),
     )
     p.add_argument("target", nargs="?", help="MODULE:CALLABLE or path/to/file.py:CALLABLE")
     p.add_argument("--family", choices=FAMILY_NAMES, help="the contract the callable follows")
@@ -59,6 +67,16 @@ def register(sub: Any) -> None:
         help="run only this property (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--world-size",
+        type=int,
+        default=None,
+        metavar="W",
+        help="distributed audit: run the callable on W >= 2 gloo ranks, each on its shard, "
+        "against DDP's convention (value: mean over ranks; gradient: DDP's average), and name "
+        "the classic bug when the evidence fits (families supcon_out, supcon_in, sincere, "
+        "infonce, soft_target_infonce)",
+    )
     p.add_argument("--list", action="store_true", help="list families, properties and adapters")
     p.set_defaults(func=run)
 
@@ -113,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
         if not callable(obj):
             raise ValueError(f"{args.target} is not callable")
         obj = functools.partial(obj, **kw)
+    if args.world_size is not None:
+        from softnce_theory.testing.distributed import audit_command
+
+        if args.adapter or args.property:
+            raise ValueError("--world-size cannot be combined with --adapter or --property")
+        return audit_command(obj, args.family, args.world_size, args.seed, args.target, args.json)
     report = check_loss(
         obj,
         args.family,

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from derivations import FAMILIES
+from derivations import FAMILIES, KINDS
+from softnce_theory.commands._common import epilog
 
 
 def register(sub: Any) -> None:
@@ -14,6 +15,7 @@ def register(sub: Any) -> None:
         "claims",
         help="list and search the claims (no checks run)",
         description="List the claim catalogue. Filters combine (AND).",
+        epilog=epilog(None),
     )
     p.add_argument(
         "search", nargs="?", default=None, help="case-insensitive text in id, text or source"
@@ -21,7 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--family", action="append", choices=FAMILIES, help="only this family (repeatable)"
     )
-    p.add_argument("--kind", default=None, help="only this kind (identity, inequality, ...)")
+    p.add_argument("--kind", default=None, choices=KINDS, help="only this kind of claim")
     p.add_argument("--latex", action="store_true", help="export as a LaTeX appendix (itemize)")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     p.set_defaults(func=run)
@@ -29,6 +31,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from derivations import all_claims
+    from softnce_theory.engine._core import facts_of
 
     claims = all_claims(args.family)
     if args.kind:
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
                         "kind": c.kind,
                         "text": c.text,
                         "source": c.source,
-                        "assumptions": list(c.assumptions),
+                        "facts": facts_of(c),
+                        "uses": list(c.uses),
                         "evidence": list(c.evidence),
                     }
                     for c in claims
@@ -63,25 +67,95 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+_TEXT_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+}
+_UNICODE = {
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "−": "-",
+    "×": r"$\times$",
+    "·": r"$\cdot$",
+    "∞": r"$\infty$",
+    "→": r"$\to$",
+    "…": r"\ldots{}",
+    "—": "---",
+    "–": "--",
+    "’": "'",
+    "‘": "`",
+    "“": "``",
+    "”": "''",
+    "§": r"\S{}",
+    "≈": r"$\approx$",
+    "²": r"$^2$",
+    "∈": r"$\in$",
+    "≠": r"$\ne$",
+    "√": r"$\surd$",
+    "ö": r"\"o",
+    "ü": r"\"u",
+    "é": r"\'e",
+    "ä": r"\"a",
+}
+_GREEK_CAPS = {
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Pi",
+    "Sigma",
+    "Upsilon",
+    "Phi",
+    "Psi",
+    "Omega",
+}
+
+
 def _escape(s: str) -> str:
-    for a, b in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("_", r"\_"),
-        ("#", r"\#"),
-    ):
-        s = s.replace(a, b)
-    return s
+    """Plain text for a LaTeX document (pdflatex): specials escaped, common Unicode mapped."""
+    import unicodedata
+
+    out = []
+    for ch in s:
+        if ch in _TEXT_ESCAPES:
+            out.append(_TEXT_ESCAPES[ch])
+        elif ord(ch) < 128:
+            out.append(ch)
+        elif ch in _UNICODE:
+            out.append(_UNICODE[ch])
+        else:
+            name = unicodedata.name(ch, "")
+            letter = name.split()[-1].lower() if name.startswith("GREEK") else ""
+            if letter and "SMALL" in name:
+                out.append(rf"$\{'varepsilon' if letter == 'epsilon' else letter}$")
+            elif letter and letter.capitalize() in _GREEK_CAPS:
+                out.append(rf"$\{letter.capitalize()}$")
+            else:
+                out.append(f"[U+{ord(ch):04X}]")
+    return "".join(out)
 
 
 def _latex(claims: list[Any]) -> str:
+    import sympy
+
     lines = [r"\begin{itemize}"]
     for c in claims:
         lines.append(rf"\item \texttt{{{_escape(c.id)}}} ({c.kind}). {_escape(c.text)}")
         lines.append(rf"\[ {c.latex()} \]")
-        lines.append(
-            rf"Source: {_escape(c.source)}. Assumptions: {_escape('; '.join(c.assumptions) or 'none')}."
-        )
+        facts = [sympy.latex(f) for f in c.fact_list()]
+        lines.append(rf"Source: {_escape(c.source)}.")
+        if facts:
+            lines.append(r"Assumptions: " + "; ".join(f"${f}$" for f in facts) + ".")
     lines.append(r"\end{itemize}")
     return "\n".join(lines)

@@ -14,6 +14,18 @@ import os
 import sys
 from typing import Any
 
+from softnce_theory.commands._common import (
+    check_output_file,
+    epilog,
+    path_arg,
+    seed_type,
+    write_text_atomic,
+)
+
+#: largest --k (= numerics.montecarlo.engine.MAX_K, kept static so that ``--help`` does not
+#: import torch; a test checks they agree): K and every count stay exact float64 integers
+MAX_K = 10**15
+
 #: scenario names (kept static so that ``softnce --help`` does not import torch; a test checks
 #: that it matches ``numerics.montecarlo.SCENARIOS``)
 SCENARIO_NAMES: tuple[str, ...] = (
@@ -36,26 +48,37 @@ def _parse_ks(text: str) -> list[int]:
         try:
             val = float(part)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"K values must be integers, got {part!r}") from exc
-        if not math.isfinite(val) or val != int(val) or val < 1:
-            raise argparse.ArgumentTypeError(f"K values must be integers >= 1, got {part!r}")
+            raise argparse.ArgumentTypeError(
+                f"K values must be integers, got {part[:40]!r}"
+            ) from exc
+        if not math.isfinite(val) or val != int(val) or not 1 <= val <= MAX_K:
+            raise argparse.ArgumentTypeError(
+                f"K values must be integers in [1, {MAX_K:.0e}], got {part[:40]!r}"
+            )
         out.append(int(val))
     if not out:
-        raise argparse.ArgumentTypeError("--k needs at least one value")
+        raise argparse.ArgumentTypeError("needs at least one value")
     return out
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
+    """``-p KEY=VALUE`` pairs: VALUE is JSON, or a bare string when it is not JSON at all. The
+    scenario then checks each value's type and range (``ValueError`` naming the parameter)."""
     params: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
-            raise ValueError(f"--param must look like KEY=VALUE, got {item!r}")
-        key, raw = item.split("=", 1)
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--param must look like KEY=VALUE, got {item[:60]!r}")
+        if key in params:
+            raise ValueError(f"--param {key} is given twice")
         try:
             val = json.loads(raw)
         except json.JSONDecodeError:
             val = raw  # bare strings: --param targets=dirichlet
-        params[key.strip()] = val
+        except (ValueError, RecursionError) as exc:  # digit limit, nesting
+            raise ValueError(f"--param {key}: cannot parse the value ({exc})") from None
+        params[key] = val
     return params
 
 
@@ -68,7 +91,10 @@ def register(sub: Any) -> None:
             "values) for each K, with standard errors, 95%% CIs, control variates and the "
             "first/second-order predictions from derivations. Reproducible (counter-based "
             "seeds per chunk), resumable (--checkpoint/--resume) and distributable (torchrun)."
+            f" K is at most {MAX_K:.0e}; a K whose chunk (two trials) would exceed the memory "
+            "bound (--chunk, or 2^27 elements by default) is refused before the run."
         ),
+        epilog=epilog(None),
     )
     p.add_argument("scenario", choices=SCENARIO_NAMES, help="which scenario to simulate")
     p.add_argument(
@@ -82,9 +108,11 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="scenario parameter (VALUE parsed as JSON), repeatable: -p sampler=counts -p rho=0.9",
     )
-    p.add_argument("--seed", type=int, default=0, help="global seed (default %(default)s)")
+    p.add_argument("--seed", type=seed_type, default=0, help="global seed (default %(default)s)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default %(default)s)")
-    p.add_argument("--chunk", type=int, default=None, help="elements per chunk (memory bound)")
+    p.add_argument(
+        "--chunk", type=int, default=None, help="elements per chunk tensor (the memory bound)"
+    )
     p.add_argument("--target-ci", type=float, default=None, help="stop at this 95%% CI half-width")
     p.add_argument(
         "--target-rel", type=float, default=None, help="stop at half-width <= this x |estimate|"
@@ -94,12 +122,18 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--min-samples", type=int, default=256, help="trials before any stop check")
     p.add_argument(
-        "--checkpoint", metavar="FILE", default=None, help="JSON checkpoint, rewritten every round"
+        "--checkpoint",
+        metavar="FILE",
+        type=path_arg,
+        default=None,
+        help="JSON checkpoint, rewritten every round",
     )
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     p.add_argument("--no-cv", action="store_true", help="report plain means (no control variates)")
     p.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
-    p.add_argument("--output", metavar="FILE", default=None, help="also write the JSON to FILE")
+    p.add_argument(
+        "--output", metavar="FILE", type=path_arg, default=None, help="also write the JSON to FILE"
+    )
     p.add_argument("--all-outputs", action="store_true", help="table: every gradient component")
     p.add_argument(
         "--no-tune-malloc",
@@ -116,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE")
+    if args.output:
+        check_output_file(args.output, "--output", create_dirs=False)  # before the run
     config = make_config(args.scenario, **_parse_params(args.param))
     rank = int(os.environ.get("RANK", "0"))
     console = Console(stderr=True)
@@ -141,8 +177,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     data = result.to_json()
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
+        write_text_atomic(args.output, json.dumps(data, indent=1))
     if args.json:
         json.dump(data, sys.stdout, indent=1)
         print()

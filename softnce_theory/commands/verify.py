@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
 
 from derivations import FAMILIES, CheckConfig
+from softnce_theory.commands._common import check_output_dir, epilog, path_arg, seed_type
+
+#: what exit code 1 means for this command
+VERDICT = "a claim is refuted or errors, or a production loss fails its oracle"
+#: mpmath digits accepted by --dps (beyond this the oracles take hours)
+MAX_DPS = 1000
 
 
 def register(sub: Any) -> None:
@@ -20,6 +27,7 @@ def register(sub: Any) -> None:
             "production torch losses in float64. Also checks every production loss against "
             "its oracle. Exits 1 iff a claim is refuted or a check errors."
         ),
+        epilog=epilog(VERDICT),
     )
     p.add_argument(
         "--family", action="append", choices=FAMILIES, help="only this family (repeatable)"
@@ -30,14 +38,30 @@ def register(sub: Any) -> None:
         "--json", action="store_true", help="print claims.json to stdout instead of a table"
     )
     p.add_argument(
-        "--report", metavar="DIR", default=None, help="write claims.json and REPORT.md here"
+        "--report",
+        metavar="DIR",
+        type=path_arg,
+        default=None,
+        help="write claims.json and REPORT.md here",
     )
     p.add_argument(
-        "--seed", type=int, default=CheckConfig.seed, help="global seed (default %(default)s)"
+        "--seed", type=seed_type, default=CheckConfig.seed, help="global seed (default %(default)s)"
     )
-    p.add_argument("--dps", type=int, default=50, help="mpmath digits (>= 50, default %(default)s)")
+    p.add_argument(
+        "--dps",
+        type=int,
+        default=50,
+        help=f"mpmath digits (50..{MAX_DPS}, default %(default)s)",
+    )
     p.add_argument(
         "--no-conformance", action="store_true", help="skip loss-vs-oracle conformance checks"
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        metavar="N",
+        help="worker processes (default %(default)s = min(2, CPUs); results do not depend on it)",
     )
     p.set_defaults(func=run)
 
@@ -46,23 +70,19 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from numerics import precise_registry
-    from softnce_theory.engine import (
-        check_claim,
-        production_registry,
-        run_conformance,
-        select_claims,
-    )
+    from softnce_theory.engine import run_catalogue, run_lemmas, select_claims
     from softnce_theory.engine._report import build_json, build_markdown, summary, write_report
 
-    if args.dps < 50:
-        raise ValueError(f"--dps must be >= 50, got {args.dps}")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    if not 50 <= args.dps <= MAX_DPS:
+        raise ValueError(f"--dps must be in [50, {MAX_DPS}], got {args.dps}")
+    if args.report:
+        check_output_dir(args.report, "--report")  # before the run, not after it
     cfg = CheckConfig(seed=args.seed, quick=args.quick, dps=args.dps)
     claims = select_claims(args.family, args.claim)
     console = Console(stderr=True)
     t0 = time.perf_counter()
-    precise, production = precise_registry(), production_registry()
-    results = []
     with Progress(
         TextColumn("[bold]verify"),
         BarColumn(),
@@ -74,19 +94,28 @@ def run(args: argparse.Namespace) -> int:
         disable=args.json or not console.is_terminal,
     ) as prog:
         task = prog.add_task("", total=len(claims))
-        for c in claims:
-            prog.update(task, description=c.id)
-            results.append(check_claim(c, cfg, precise, production))
+        prog.update(task, description="lemmas")
+        lemmas = run_lemmas()
+        used = sorted({f"{c.family}.{u}" for c in claims for u in c.uses})
+
+        def advance(claim_id: str) -> None:
+            prog.update(task, description=claim_id)
             prog.advance(task)
-        conformance = {}
-        if not args.no_conformance and not args.claim:
-            prog.update(task, description="production losses vs oracles")
-            conformance = run_conformance(cfg, args.family)
+
+        results, definitions, conformance = run_catalogue(
+            claims,
+            cfg,
+            jobs=args.jobs,
+            families=args.family,
+            definition_ids=used if args.claim else None,
+            conformance=not args.no_conformance and not args.claim,
+            progress=advance,
+        )
     seconds = time.perf_counter() - t0
     data = (
-        write_report(args.report, results, conformance, cfg, seconds)
+        write_report(args.report, results, conformance, cfg, seconds, definitions, lemmas)
         if args.report
-        else build_json(results, conformance, cfg, seconds)
+        else build_json(results, conformance, cfg, seconds, definitions, lemmas)
     )
     if args.json:
         json.dump(data, sys.stdout, indent=2)
@@ -103,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _sym_word(leg: Any) -> str:
     if leg.proof is not None and leg.proof.proved:
-        return "proved"
+        return "proved" if leg.proof.binding else "proved at instances only"
     return "not closed" if leg.outcome == "skip" else str(leg.outcome)
 
 
@@ -123,6 +152,8 @@ def _print_table(
         for leg in r.legs:
             if leg.leg == "symbolic" and leg.proof is not None:
                 ev.append(f"sym:{_sym_word(leg)} ({leg.proof.scope})")
+            elif leg.leg == "symbolic":
+                ev.append(f"sym:{leg.outcome} ({leg.detail})")
             elif leg.max_rel_err is not None:
                 ev.append(f"{leg.leg[:4]}:{leg.outcome} n={leg.n_points} rel={leg.max_rel_err:.1e}")
             else:

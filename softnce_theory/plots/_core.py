@@ -12,9 +12,23 @@ A figure module (``softnce_theory/plots/<name>.py``) defines one :class:`Figure`
   given ``(quick, seed)``; measured wall times, if any, go under ``data["timing"]``.
 * ``render(data, fig)``: draws onto a matplotlib ``Figure`` from the data dict alone.
 
-:func:`make` removes every file the figure owns first, gates on the claims (:func:`gate`, a
-refusal raises :class:`GateError`), computes, and draws the data after a JSON round trip, so the
-output is byte-identical to a later ``--from-json`` re-render. PNG/PDF/SVG carry no timestamps.
+:func:`make` gates on the claims (:func:`gate`, a refusal raises :class:`GateError`), computes,
+and draws the data after a JSON round trip, so the output is byte-identical to a later
+``--from-json`` re-render. PNG/PDF/SVG carry no timestamps.
+
+File policy (``docs/cli.md``):
+
+* **Atomic, all or nothing.** Every format and the sidecar are first written to temporary files
+  next to their targets; only when all are complete are they ``os.replace``-d into place (and
+  then the figure's files in formats not drawn this time are removed: they would not match the
+  new sidecar). Any failure (compute, bad data, NaN, render, disk) leaves the previous files
+  untouched and no temporary behind.
+* **Refusal removes.** A figure whose backing claim is refuted or errors is refused and the
+  files it owns in the output directory are removed (a figure must not outlive its proof),
+  except the ``--from-json`` input itself, which is never deleted.
+* **``--from-json`` trusts only the data.** The sidecar is parsed strictly (NaN/Infinity are
+  refused), and the backing claims are re-checked through the engine with the sidecar's seed;
+  its own ``"claims"`` list is replaced by the fresh evidence, never believed.
 """
 
 from __future__ import annotations
@@ -173,7 +187,7 @@ def _outputs(out_dir: Path, name: str) -> list[Path]:
 
 def _remove_stale(paths: list[Path]) -> None:
     for p in paths:
-        if p.exists():
+        if p.is_symlink() or p.is_file():
             p.unlink()
 
 
@@ -203,7 +217,7 @@ def _footer(text: str, size: tuple[float, float]) -> tuple[str, float]:
     return "\n".join(lines), min(0.4, height_in / size[1])
 
 
-def _save_png(mfig: Any, path: Path) -> None:
+def _png_bytes(mfig: Any) -> bytes:
     """Opaque RGB PNG (the figure background is white), optimised, without metadata chunks:
     deterministic and about a quarter smaller than matplotlib's RGBA output."""
     import io
@@ -213,8 +227,46 @@ def _save_png(mfig: Any, path: Path) -> None:
     buf = io.BytesIO()
     mfig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     buf.seek(0)
+    out = io.BytesIO()
     with Image.open(buf) as im:
-        im.convert("RGB").save(path, format="PNG", optimize=True, dpi=(DPI, DPI))
+        im.convert("RGB").save(out, format="PNG", optimize=True, dpi=(DPI, DPI))
+    return out.getvalue()
+
+
+def _figure_bytes(mfig: Any, fmt: str) -> bytes:
+    import io
+
+    if fmt == "png":
+        return _png_bytes(mfig)
+    meta: dict[str, Any] = {
+        "pdf": {"CreationDate": None, "Producer": None},
+        "svg": {"Date": None},
+    }.get(fmt, {})
+    buf = io.BytesIO()
+    mfig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
+    return buf.getvalue()
+
+
+def _commit(files: list[tuple[Path, bytes]]) -> list[Path]:
+    """Write every ``(path, bytes)`` to a temporary next to it, then ``os.replace`` them all:
+    nothing is replaced unless every file is complete; on failure no temporary remains."""
+    from numerics.montecarlo.checkpoint import fsync_dir, write_temp
+
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            temps.append((write_temp(path, data), path))
+        while temps:
+            tmp, path = temps[0]
+            os.replace(tmp, path)
+            temps.pop(0)
+    finally:
+        for tmp, _ in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    for d in {p.parent for p, _ in files}:
+        fsync_dir(d)
+    return [p for p, _ in files]
 
 
 def draw(
@@ -224,59 +276,80 @@ def draw(
     out_dir: Path,
     formats: tuple[str, ...],
 ) -> list[Path]:
-    """Render ``data`` with the figure's caption footer and save every format + the sidecar."""
+    """Render ``data`` with the figure's caption footer and save every format + the sidecar,
+    all or nothing (see the module's file policy)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    side_text = to_json(sidecar)  # strict JSON first: a NaN fails before any file is touched
     plt.rcParams.update({"svg.hashsalt": "softnce", "pdf.compression": 6, "font.size": 9})
     mfig = plt.figure(figsize=fig.size, layout="constrained")
-    fig.render(data, mfig)
-    backing = ", ".join(f"{e['id']} [{e['status']}]" for e in sidecar["claims"])
-    footer, bottom = _footer(f"Backed by: {backing}. {fig.caption}", fig.size)
-    engine = mfig.get_layout_engine()
-    if engine is not None:
-        engine.set(rect=(0, bottom, 1, 1 - bottom))  # type: ignore[call-arg]  # room for the footer
-    mfig.text(0.006, 0.008, footer, fontsize=FOOTER_PT, va="bottom", ha="left", color="0.25")
-    written = []
+    try:
+        fig.render(data, mfig)
+        backing = ", ".join(f"{e['id']} [{e['status']}]" for e in sidecar["claims"])
+        footer, bottom = _footer(f"Backed by: {backing}. {fig.caption}", fig.size)
+        engine = mfig.get_layout_engine()
+        if engine is not None:
+            engine.set(rect=(0, bottom, 1, 1 - bottom))  # type: ignore[call-arg]  # footer room
+        mfig.text(0.006, 0.008, footer, fontsize=FOOTER_PT, va="bottom", ha="left", color="0.25")
+        files = [(out_dir / f"{fig.name}.{fmt}", _figure_bytes(mfig, fmt)) for fmt in formats]
+    finally:
+        plt.close(mfig)
+    files.append((out_dir / f"{fig.name}.json", side_text.encode("utf-8")))
     out_dir.mkdir(parents=True, exist_ok=True)
-    for fmt in formats:
-        path = out_dir / f"{fig.name}.{fmt}"
-        meta: dict[str, Any] = {
-            "pdf": {"CreationDate": None, "Producer": None},
-            "svg": {"Date": None},
-        }.get(fmt, {})
-        tmp = out_dir / f".{fig.name}.{fmt}.tmp"
-        if fmt == "png":
-            _save_png(mfig, tmp)
-        else:
-            mfig.savefig(tmp, format=fmt, dpi=DPI, metadata=meta)
-        os.replace(tmp, path)
-        written.append(path)
-    plt.close(mfig)
-    side = out_dir / f"{fig.name}.json"
-    tmp = out_dir / f".{fig.name}.json.tmp"
-    tmp.write_text(to_json(sidecar))
-    os.replace(tmp, side)
-    written.append(side)
+    written = _commit(files)
+    # formats not drawn this time would no longer match the new sidecar: remove them
+    _remove_stale([p for p in _outputs(out_dir, fig.name) if p not in written])
     return written
 
 
+#: a sidecar larger than this is refused unread (real ones are a few kB to a few hundred kB)
+MAX_SIDECAR_BYTES = 64 * 2**20
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} (the sidecar must be strict JSON)")
+
+
 def load_sidecar(path: str | os.PathLike[str], name: str) -> dict[str, Any]:
-    """Read a sidecar for ``--from-json``: it must hold figure ``name`` and record every backing
-    claim as proved or checked."""
+    """Read a sidecar for ``--from-json`` (``ValueError`` naming the file if it cannot be used):
+    strict JSON (no NaN/Infinity), figure ``name``, a ``data`` object and an integer seed. A
+    sidecar that records a failing backing claim is refused (:class:`GateError`); one that
+    records passing claims is not believed either: :func:`make` re-checks them."""
+    where = f"--from-json {path}"
     try:
-        sidecar = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--from-json: cannot read {path}: {exc}") from exc
-    if not isinstance(sidecar, dict) or "data" not in sidecar or "claims" not in sidecar:
-        raise ValueError(f"--from-json: {path} is not a figure sidecar")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise ValueError(f"{where}: larger than {MAX_SIDECAR_BYTES} bytes, not a sidecar")
+    try:
+        sidecar = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ValueError(f"{where}: JSON nested too deeply") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{where}: not valid strict JSON ({exc})") from exc
+    if (
+        not isinstance(sidecar, dict)
+        or not isinstance(sidecar.get("data"), dict)
+        or not isinstance(sidecar.get("claims"), list)
+    ):
+        raise ValueError(f"{where}: not a figure sidecar (needs a data object and a claims list)")
     if sidecar.get("figure") != name:
-        raise ValueError(
-            f"--from-json: {path} holds figure {sidecar.get('figure')!r}, not {name!r}"
-        )
-    bad = [e["id"] for e in sidecar["claims"] if e.get("status") not in ("proved", "checked")]
+        shown = sidecar.get("figure")
+        shown = shown if isinstance(shown, str) and len(shown) < 80 else type(shown).__name__
+        raise ValueError(f"{where}: holds figure {shown!r}, not {name!r}")
+    seed = sidecar.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"{where}: seed must be an integer in [0, 2**63), got {seed!r:.40}")
+    bad = [
+        e.get("id") if isinstance(e, dict) else e
+        for e in sidecar["claims"]
+        if not isinstance(e, dict) or e.get("status") not in ("proved", "checked")
+    ]
     if bad:
         raise GateError(f"figure {name!r} refused: the sidecar records failing claims {bad}")
     return sidecar
@@ -291,24 +364,28 @@ def make(
     seed: int = 0,
     from_json: str | os.PathLike[str] | None = None,
     results_cache: dict[str, Any] | None = None,
+    sidecar: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Gate, compute (or load) and draw one figure.
 
-    Every file the figure owns in ``out_dir`` (all formats and the sidecar) is removed first, so
-    a refused or failed figure leaves nothing stale behind. The data are drawn after a JSON
-    round trip, so a figure drawn now and one re-drawn ``--from-json`` are identical.
+    The backing claims are checked first (also for ``from_json``, with the sidecar's seed:
+    the sidecar's recorded claims are not trusted). A refused figure's files in ``out_dir``
+    are removed, except the ``from_json`` input; any other failure leaves the previous files
+    as they were. The data are drawn after a JSON round trip, so a figure drawn now and one
+    re-drawn ``--from-json`` are identical. ``sidecar``: the already loaded ``from_json``.
     """
     fig = get_figure(name)
     out = Path(out_dir)
     if from_json is not None:
-        sidecar = load_sidecar(from_json, fig.name)  # read before the old files are removed
-        _remove_stale(_outputs(out, fig.name))
-        return draw(fig, sidecar["data"], sidecar, out, formats)
-    _remove_stale(_outputs(out, fig.name))
-    evidence = gate(fig, seed, results_cache)
+        if sidecar is None:
+            sidecar = load_sidecar(from_json, fig.name)
+        evidence = _gate_or_remove(fig, sidecar["seed"], results_cache, out, keep=from_json)
+        fresh = json.loads(to_json(dict(sidecar, claims=evidence)))
+        return draw(fig, fresh["data"], fresh, out, formats)
+    evidence = _gate_or_remove(fig, seed, results_cache, out, keep=None)
     with single_thread():
         data = fig.compute(quick, seed)
-    sidecar = {
+    doc = {
         "schema": "softnce-theory/figure/1",
         "figure": fig.name,
         "title": fig.title,
@@ -319,9 +396,21 @@ def make(
         "versions": versions(),
         "data": data,
     }
-    sidecar = json.loads(to_json(sidecar))
+    doc = json.loads(to_json(doc))
+    return draw(fig, doc["data"], doc, out, formats)
+
+
+def _gate_or_remove(
+    fig: Figure,
+    seed: int,
+    results_cache: dict[str, Any] | None,
+    out: Path,
+    keep: str | os.PathLike[str] | None,
+) -> list[dict[str, Any]]:
+    """:func:`gate`; on a refusal, remove the figure's files in ``out`` (but never ``keep``)."""
     try:
-        return draw(fig, sidecar["data"], sidecar, out, formats)
-    except BaseException:
-        _remove_stale(_outputs(out, fig.name))
+        return gate(fig, seed, results_cache)
+    except GateError:
+        spare = Path(keep).resolve() if keep is not None else None
+        _remove_stale([p for p in _outputs(out, fig.name) if p.resolve() != spare])
         raise

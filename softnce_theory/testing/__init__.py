@@ -6,7 +6,9 @@
   :class:`AuditReport` (per property pass/fail, shrunk counterexample, discrepancy);
 * :mod:`~softnce_theory.testing.adapters` -- map peer libraries onto the contracts;
 * the pytest plugin (entry point ``softnce``): the ``softnce_audit`` fixture;
-* the CLI: ``softnce audit MODULE:CALLABLE --family F``.
+* the CLI: ``softnce audit MODULE:CALLABLE --family F``;
+* :func:`check_distributed` (``--world-size W``, ``softnce_audit(..., world_size=W)``): the
+  distributed audit of a loss run on W gloo ranks (DDP's convention, bug diagnoses).
 
 Attributes are imported lazily, so importing this package (as the pytest plugin does) does not
 import torch.
@@ -30,8 +32,18 @@ _LAZY = {
     "ADAPTERS": "adapters",
     "adapt": "adapters",
     "load_target": "loader",
+    "check_distributed": "distributed",
 }
-_SUBMODULES = ("strategies", "suite", "families", "references", "adapters", "loader", "plugin")
+_SUBMODULES = (
+    "strategies",
+    "suite",
+    "families",
+    "references",
+    "adapters",
+    "loader",
+    "plugin",
+    "distributed",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -50,6 +62,7 @@ __all__ = [
     "AuditReport",
     "PropertyResult",
     "adapt",
+    "check_distributed",
     "check_loss",
     "get_family",
     "load_target",

@@ -3,6 +3,15 @@
 The only code this runs is the import of the named module or file (that is the request);
 nothing from the target string is evaluated. ``CALLABLE`` may be a dotted attribute path
 (``Class.method``, ``module_attr.fn``); every part must be a Python identifier.
+
+**The toolkit cannot be shadowed by the target's neighbours.** Before any user path is put on
+``sys.path``, the toolkit's own modules and dependencies (:data:`TOOLKIT_MODULES`: mpmath, SymPy,
+NumPy, torch, Hypothesis, ``derivations``, ``numerics`` with its reference oracles, the suite)
+are imported, so ``sys.modules`` already holds the real ones; and the target's directory (or
+the current directory, for ``MODULE:CALLABLE``) is **appended** to ``sys.path``, never
+prepended, so a sibling ``mpmath.py`` or ``numerics/`` cannot replace an installed module
+imported later either. The target's own sibling imports (``import helpers``) still work,
+unless a sibling's name collides with an installed module, which then wins.
 """
 
 from __future__ import annotations
@@ -14,6 +23,43 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+#: imported before any user path is added to ``sys.path`` (see the module docstring)
+TOOLKIT_MODULES: tuple[str, ...] = (
+    "mpmath",
+    "sympy",
+    "numpy",
+    "scipy",
+    "torch",
+    "hypothesis",
+    "derivations",
+    "numerics",
+    "softnce_theory.testing.references",
+    "softnce_theory.testing.families",
+    "softnce_theory.testing.adapters",
+    "softnce_theory.testing.suite",
+)
+
+
+def preload_toolkit() -> None:
+    """Import :data:`TOOLKIT_MODULES` (and the reference oracles' modules) now, while
+    ``sys.path`` holds no user directory; an optional one that is not installed is skipped."""
+    for name in TOOLKIT_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a toolkit module whose own import fails: that is a bug
+                raise
+    from softnce_theory.testing.references import ORACLES
+
+    for modname, _, _ in ORACLES.values():  # the reference oracles themselves
+        importlib.import_module(modname)
+
+
+def _append_path(entry: str) -> None:
+    """Put ``entry`` at the **end** of ``sys.path`` (installed modules keep precedence)."""
+    if entry not in sys.path:
+        sys.path.append(entry)
 
 
 def _split(spec: str) -> tuple[str, list[str]]:
@@ -44,9 +90,7 @@ def _import_file(path_str: str) -> Any:
     if spec is None or spec.loader is None:
         raise ValueError(f"cannot import {path_str} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    parent = str(path.parent)
-    if parent not in sys.path:
-        sys.path.insert(0, parent)  # sibling imports of the file work as when run as a script
+    _append_path(str(path.parent))  # sibling imports of the file work, after the toolkit's
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -62,8 +106,8 @@ def _import_module(mod: str) -> Any:
     if not all(p.isidentifier() for p in mod.split(".")):
         raise ValueError(f"MODULE must be a dotted Python module name or a .py path, got {mod!r}")
     cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)  # as `python -m` would: modules of the current project import
+    if "" not in sys.path:
+        _append_path(cwd)  # modules of the current project import, after the toolkit's
     try:
         return importlib.import_module(mod)
     except ImportError as exc:
@@ -75,6 +119,7 @@ def _import_module(mod: str) -> Any:
 def load_target(spec: str) -> Any:
     """Import and return the object named by ``spec`` (``ValueError`` with a clear message)."""
     mod, parts = _split(spec)
+    preload_toolkit()  # before any user directory is on sys.path
     obj = _import_file(mod) if _is_path(mod) else _import_module(mod)
     where = mod
     for p in parts:

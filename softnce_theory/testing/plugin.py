@@ -1,13 +1,16 @@
 """pytest plugin (entry point ``pytest11: softnce``): guard a loss in one short test.
 
 Fixture ``softnce_audit``: a callable ``softnce_audit(fn, family=..., adapter=None,
-max_examples=None, seed=None, properties=None, skip=())`` that runs
+max_examples=None, seed=None, properties=None, skip=(), world_size=None)`` that runs
 :func:`softnce_theory.testing.check_loss` and fails the test with the audit table (minimal
 counterexample and discrepancy of every failing property) unless every property passes. It
-returns the :class:`~softnce_theory.testing.suite.AuditReport`.
+returns the :class:`~softnce_theory.testing.suite.AuditReport`. With ``world_size=W`` it runs
+the **distributed** audit instead (:func:`softnce_theory.testing.distributed.check_distributed`:
+``fn`` on W gloo ranks, DDP's convention, bug diagnoses) and returns its
+:class:`~softnce_theory.testing.distributed.DistributedReport`.
 
-Marker ``@pytest.mark.softnce_audit(family=..., adapter=..., max_examples=..., seed=...)``
-supplies defaults for the fixture's arguments in that test.
+Marker ``@pytest.mark.softnce_audit(family=..., adapter=..., max_examples=..., seed=...,
+world_size=...)`` supplies defaults for the fixture's arguments in that test.
 
 Precedence for ``max_examples``: the fixture argument, then ``--softnce-max-examples``, then the
 marker, then the loaded Hypothesis profile's ``max_examples`` when a profile changed it from
@@ -43,8 +46,8 @@ def pytest_addoption(parser: Any) -> None:
 def pytest_configure(config: Any) -> None:
     config.addinivalue_line(
         "markers",
-        "softnce_audit(family=None, adapter=None, max_examples=None, seed=None): defaults for "
-        "the softnce_audit fixture in this test",
+        "softnce_audit(family=None, adapter=None, max_examples=None, seed=None, "
+        "world_size=None): defaults for the softnce_audit fixture in this test",
     )
 
 
@@ -79,6 +82,7 @@ def softnce_audit(request: Any) -> Callable[..., Any]:
         seed: int | None = None,
         properties: Sequence[str] | None = None,
         skip: Sequence[str] = (),
+        world_size: int | None = None,
     ) -> Any:
         from softnce_theory.testing.suite import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED, check_loss
 
@@ -87,6 +91,14 @@ def softnce_audit(request: Any) -> Callable[..., Any]:
             raise ValueError("softnce_audit needs family=... (argument or marker)")
         n = max_examples or opt_examples or mk.get("max_examples") or _profile_max_examples()
         s = seed if seed is not None else opt_seed if opt_seed is not None else mk.get("seed")
+        ws = world_size if world_size is not None else mk.get("world_size")
+        if ws is not None:
+            from softnce_theory.testing.distributed import check_distributed
+
+            dreport = check_distributed(fn, fam, int(ws), seed=0 if s is None else int(s))
+            if not dreport.passed:
+                pytest.fail(dreport.table(), pytrace=False)
+            return dreport
         report = check_loss(
             fn,
             fam,
