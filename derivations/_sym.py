@@ -45,17 +45,23 @@ def canon(expr: Any) -> Any:
     def height(e: Any) -> int:
         if not isinstance(e, sp.Sum):
             return 0
-        return 1 + max((height(a) for a in e.function.atoms(sp.Sum)), default=0)
+        # a multi-limit Sum is a nest of len(limits) sums (SymPy flattens Sum(Sum(f, a), b))
+        return len(e.limits) + max((height(a) for a in e.function.atoms(sp.Sum)), default=0)
 
     def walk(e: Any) -> Any:
-        if isinstance(e, sp.Sum) and len(e.limits) > 1:  # nest: innermost limit first
-            inner = sp.Sum(e.function, e.limits[0])
-            return walk(sp.Sum(inner, *e.limits[1:]))
         if isinstance(e, sp.Sum):
+            # limits innermost first: the j-th limit (1-based) of a sum whose summand has
+            # height h gets the dummy _i{h + j}, as if the sum were written nested
             f = walk(e.function)
-            ((v, lo, hi),) = e.limits
-            d = sp.Symbol(f"_i{height(e)}", integer=True)
-            return sp.Sum(f.xreplace({v: d}), (d, lo, hi))
+            h = height(e) - len(e.limits)
+            reps: dict[Any, Any] = {}
+            new: list[Any] = []
+            for depth in range(len(e.limits), 0, -1):  # outermost first (inner bounds may
+                v, lo, hi = e.limits[depth - 1]  # depend on outer dummies)
+                d = sp.Symbol(f"_i{h + depth}", integer=True)
+                new.insert(0, (d, walk(lo).xreplace(reps), walk(hi).xreplace(reps)))
+                reps[v] = d
+            return sp.Sum(f.xreplace(reps), *new)
         if not e.args or isinstance(e, (sp.Indexed, sp.IndexedBase, sp.Symbol)):
             return e
         return e.func(*[walk(a) for a in e.args])

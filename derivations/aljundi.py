@@ -2,354 +2,521 @@ r"""Aljundi et al. 2023 (arXiv 2211.03646): prototype CE and ESupCon (**reconstr
 
 The paper body was not available; the ESupCon form below is the one **reconstructed** in the
 research note §3 from the Fig. 1 caption ("class weights (prototypes) form positive pairs with
-corresponding class samples and negative pairs with other classes samples").
+corresponding class samples and negative pairs with other classes samples"). Every claim about
+ESupCon is about this reconstructed formula (its ``source`` says so).
 
-One anchor :math:`i` of class :math:`y` is fixed, with unit-norm embedding :math:`z` and unit-norm
-prototypes :math:`w_c` (:math:`c=1..K`). Its logits are
+One anchor of class :math:`y` is fixed, with unit-norm embedding :math:`z` and unit-norm
+prototypes :math:`w_c` (:math:`c=1..K`). Its similarities are
 
-* prototype logits :math:`t_c=z^\top w_c/\tau` (``t[c]``), written ``cos[c]/tau`` where the
-  cosine matters;
-* same-class sample logits :math:`s_p` (:math:`p=1..m`, :math:`m=|P(i)|\ge 0`);
-* other-class sample logits :math:`u_n` (:math:`n=1..M`, :math:`M=|N(i)|`).
+* prototype cosines :math:`\mathrm{cos}_c = z^\top w_c` (``cos[c]``);
+* same-class sample similarities :math:`s_p` (:math:`p=1..m`, :math:`m=|P(i)|\ge 0`);
+* other-class sample similarities :math:`u_n` (:math:`n=1..M`, :math:`M=|N(i)|\ge 0`),
 
-With :math:`Z=\sum_pe^{s_p}+\sum_ne^{u_n}+\sum_ce^{t_c}`:
+and the logits are these over the temperature :math:`\tau>0`. With :math:`Z_K=\sum_c
+e^{\mathrm{cos}_c/\tau}`, :math:`Z_P=\sum_pe^{s_p/\tau}`, :math:`Z_N=\sum_ne^{u_n/\tau}` and
+:math:`Z=Z_P+Z_N+Z_K`:
 
 .. math::
-    \ell^{CE} = -\log\frac{e^{t_y}}{\sum_c e^{t_c}},\qquad
-    \ell^{ESupCon} = \frac{-1}{m+1}\Big[\sum_p\log\frac{e^{s_p}}{Z}+\log\frac{e^{t_y}}{Z}\Big].
+    \ell^{CE} = -\log\frac{e^{\mathrm{cos}_y/\tau}}{Z_K},\qquad
+    \ell^{ESupCon} = \frac{-1}{m+1}\Big[\sum_p\log\frac{e^{s_p/\tau}}{Z}
+        +\log\frac{e^{\mathrm{cos}_y/\tau}}{Z}\Big].
 
-Scopes as in :mod:`derivations.sincere` ("symbolic K, m, M": the index-set sizes stay symbols).
+Softmax shares over the ESupCon contrast set: :math:`R_a = e^{a/\tau}/Z`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import sympy as sp
 
 from derivations import cross_entropy as ce
-from derivations._claim import Claim, Proof
-from derivations.sincere import (
-    _log_concave,
-    _opaque,
-    linear_sums,
-    logit_form,
-    same,
+from derivations._claim import Claim, Definition
+from derivations.lemmas import JENSEN_LOG, LOG_TANGENT, SUM_GE_TERM
+from derivations.tactics import (
+    Both,
+    Differentiate,
+    LemmaUse,
+    Reduction,
+    Sign,
+    Simplify,
+    index_facts,
 )
 
 K = sp.Symbol("K", integer=True, positive=True)  # number of classes / prototypes
 m = sp.Symbol("m", integer=True, nonnegative=True)  # |P(i)|, may be 0 here
+m1 = sp.Symbol("m", integer=True, positive=True)  # |P(i)| where |P(i)| >= 1 is stated
 M = sp.Symbol("M", integer=True, nonnegative=True)  # |N(i)|
-p, q, n, j, c, d, y, b = sp.symbols("p q n j c d y b", integer=True)
+M1 = sp.Symbol("M", integer=True, positive=True)  # |N(i)| where |N(i)| >= 1 is stated
+p, q, n, j, c, d, y, b, k = sp.symbols("p q n j c d y b k", integer=True)
 tau = sp.Symbol("tau", positive=True)
-t = sp.IndexedBase("t", real=True)  # prototype logits
-cos = sp.IndexedBase("cos", real=True)  # cosine similarities <z, w_c>/(|z||w_c|)
-s = sp.IndexedBase("s", real=True)  # same-class sample logits
-u = sp.IndexedBase("u", real=True)  # other-class sample logits
-x = sp.IndexedBase("x", positive=True)  # softmax probabilities of the positives (Jensen)
-x0 = sp.Symbol("x_0", positive=True)  # softmax probability of the own prototype
+cos = sp.IndexedBase("cos", real=True)  # cosines <z, w_c> to the prototypes
+s = sp.IndexedBase("s", real=True)  # same-class sample similarities
+u = sp.IndexedBase("u", real=True)  # other-class sample similarities
 
 SOURCE = "Aljundi et al. 2023 (arXiv 2211.03646)"
 RECON = SOURCE + ", reconstructed from the Fig. 1 caption (research note §3)"
 
 
+# ----------------------------------------------------------------------------- definitions
+
+
+def _e(x: Any) -> sp.Expr:
+    return sp.exp(x / tau)
+
+
 def z_proto() -> sp.Expr:
-    return sp.Sum(sp.exp(t[c]), (c, 1, K))
+    return sp.Sum(_e(cos[c]), (c, 1, K))
 
 
-def z_pos() -> sp.Expr:
-    return sp.Sum(sp.exp(s[p]), (p, 1, m))
+def z_pos(mm: Any = m) -> sp.Expr:
+    return sp.Sum(_e(s[p]), (p, 1, mm))
 
 
-def z_neg() -> sp.Expr:
-    return sp.Sum(sp.exp(u[n]), (n, 1, M))
+def z_neg(MM: Any = M) -> sp.Expr:
+    return sp.Sum(_e(u[n]), (n, 1, MM))
 
 
-def z_all() -> sp.Expr:
-    return z_pos() + z_neg() + z_proto()
+def z_all(mm: Any = m, MM: Any = M) -> sp.Expr:
+    return z_pos(mm) + z_neg(MM) + z_proto()
 
 
-def prototype_ce(logit: Callable[[Any], sp.Expr] = t.__getitem__) -> sp.Expr:
-    """Cross-entropy of the prototype classifier for class y (``logit(c)`` gives t_c)."""
-    return -sp.log(sp.exp(logit(y)) / sp.Sum(sp.exp(logit(c)), (c, 1, K)))
+def prototype_ce() -> sp.Expr:
+    """Cross-entropy of the cosine-softmax prototype classifier for the anchor's class y."""
+    return -sp.log(_e(cos[y]) / z_proto())
 
 
-def cosine_logit(i: Any) -> sp.Expr:
-    return cos[i] / tau
-
-
-def esupcon() -> sp.Expr:
-    """Reconstructed ESupCon, one anchor: SupCon L_out over samples + prototypes, the own
-    prototype an extra positive."""
-    terms = sp.Sum(sp.log(sp.exp(s[p]) / z_all()), (p, 1, m)) + sp.log(sp.exp(t[y]) / z_all())
-    return -terms / (m + 1)
-
-
-# ----------------------------------------------------------------------------- identities
-
-
-def _keys_form() -> sp.Expr:
-    """Prototype CE as InfoNCE with query z and keys w_c: positive key w_y, the rest negatives."""
-    pos = sp.exp(cos[y] / tau)
-    others = sp.Sum(sp.exp(cos[c] / tau) * (1 - sp.KroneckerDelta(c, y)), (c, 1, K))
+def prototype_infonce() -> sp.Expr:
+    """InfoNCE with query z and keys w_c: positive key w_y, every other prototype a negative."""
+    pos = _e(cos[y])
+    others = sp.Sum(_e(cos[c]) * (1 - sp.KroneckerDelta(c, y)), (c, 1, K))
     return -sp.log(pos / (pos + others))
 
 
-def _nll_form() -> sp.Expr:
-    """Hard NLL of the logits cos_c/tau, from the cross-entropy family's definitions."""
-    return (-ce.log_prob(y, tau)).subs(ce.C, K).replace(ce.f, cos)
+def esupcon(mm: Any = m, MM: Any = M) -> sp.Expr:
+    """Reconstructed ESupCon, one anchor: SupCon L_out over samples + prototypes, the own
+    prototype an extra positive."""
+    zz = z_all(mm, MM)
+    terms = sp.Sum(sp.log(_e(s[p]) / zz), (p, 1, mm)) + sp.log(_e(cos[y]) / zz)
+    return -terms / (mm + 1)
+
+
+def esupcon_sample_term(bb: Any = b) -> sp.Expr:
+    """The ESupCon term whose positive is the same-class sample ``bb``."""
+    return -sp.log(_e(s[bb]) / z_all())
+
+
+def esupcon_prototype_term() -> sp.Expr:
+    """The ESupCon term whose positive is the anchor's own prototype."""
+    return -sp.log(_e(cos[y]) / z_all())
+
+
+_ALL = (s, u, cos, tau, y)
+
+DEFINITIONS: tuple[Definition, ...] = (
+    Definition(
+        name="prototype_ce",
+        family="aljundi",
+        build=prototype_ce,
+        sizes=(K,),
+        args=(cos, tau, y),
+        source=SOURCE + " (prototype classifier, cosine softmax)",
+        doc=r"-\log(e^{\cos_y/\tau}/\sum_c e^{\cos_c/\tau})",
+    ),
+    Definition(
+        name="prototype_infonce",
+        family="aljundi",
+        build=prototype_infonce,
+        sizes=(K,),
+        args=(cos, tau, y),
+        source="Oord et al. 2018 InfoNCE with the prototypes as keys; " + SOURCE,
+        doc=r"-\log\frac{e^{\cos_y/\tau}}{e^{\cos_y/\tau}+\sum_{c\ne y}e^{\cos_c/\tau}}",
+    ),
+    Definition(
+        name="esupcon",
+        family="aljundi",
+        build=esupcon,
+        sizes=(m, M, K),
+        args=_ALL,
+        source=RECON,
+        doc=r"\frac{-1}{m+1}[\sum_p\log(e^{s_p/\tau}/Z)+\log(e^{\cos_y/\tau}/Z)]",
+    ),
+    Definition(
+        name="esupcon_sample_term",
+        family="aljundi",
+        build=esupcon_sample_term,
+        sizes=(m, M, K),
+        args=(*_ALL, b),
+        source=RECON + " (the term of one same-class sample)",
+        doc=r"-\log(e^{s_b/\tau}/Z)",
+    ),
+    Definition(
+        name="esupcon_prototype_term",
+        family="aljundi",
+        build=esupcon_prototype_term,
+        sizes=(m, M, K),
+        args=_ALL,
+        source=RECON + " (the term of the own prototype)",
+        doc=r"-\log(e^{\cos_y/\tau}/Z)",
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- statements
+
+
+def share(x: Any, mm: Any = m, MM: Any = M) -> sp.Expr:
+    """R: softmax share of logit x/tau over ESupCon's contrast set (samples + prototypes)."""
+    return _e(x) / z_all(mm, MM)
+
+
+def proto_share(x: Any) -> sp.Expr:
+    """p: softmax share of logit x/tau over the prototypes."""
+    return _e(x) / z_proto()
+
+
+def _ce_nll() -> sp.Expr:
+    """The cross_entropy family's hard NLL (``-log_prob(y)``) at the logits cos_c / tau."""
+    return (-ce.log_prob(y, tau)).subs(ce.C, K).xreplace({ce.f: cos})
 
 
 def _cosine_statement() -> sp.Expr:
-    return sp.And(
-        sp.Eq(prototype_ce(cosine_logit), _nll_form()),
-        sp.Eq(_keys_form(), _nll_form()),
-    )
-
-
-def _prove_cosine() -> Proof:
-    nll = logit_form(_nll_form().replace(ce.j, c))
-    proto = logit_form(prototype_ce(cosine_logit))
-    keys = logit_form(_keys_form())
-    ok = same(proto, nll) and same(keys, nll)
-    return Proof(
-        proved=ok,
-        method="cross_entropy's hard NLL at logits cos_c/tau, the prototype CE and the InfoNCE "
-        "form with keys w_c (positive w_y, KroneckerDelta-split denominator) expanded and "
-        "compared (cancel/simplify == 0)",
-        scope="symbolic K",
-        assumptions=("1 <= y <= K", "unit-norm z, w_c so t_c = cos_c / tau", "tau > 0"),
-    )
-
-
-def _ce_grad_closed() -> sp.Expr:
-    return sp.exp(t[d]) / z_proto() - sp.KroneckerDelta(d, y)
-
-
-def _ce_grad_statement() -> sp.Expr:
-    return sp.Eq(sp.Derivative(prototype_ce(), t[d]), _ce_grad_closed())
-
-
-def _prove_ce_grad() -> Proof:
-    g = linear_sums(sp.diff(logit_form(prototype_ce()), t[d]))
-    ok = same(g, _ce_grad_closed())
-    # own prototype: p_y - 1 = -R/(e^{t_y} + R) <= 0 with R = sum_{c != y} e^{t_c}; others > 0
-    e_y, rest = sp.Symbol("E_y", positive=True), sp.Symbol("R", nonnegative=True)
-    own = _ce_grad_closed().subs(d, y).subs(z_proto(), e_y + rest).subs(sp.exp(t[y]), e_y)
-    ok_own = same(own, -rest / (e_y + rest)) and bool((-rest / (e_y + rest)).is_nonpositive)
-    pos_other = bool(_opaque(sp.exp(t[d]) / z_proto()).is_positive)
-    return Proof(
-        proved=ok and ok_own and pos_other,
-        method="diff of the Sum with the delta collapsed, compared with p_d - delta_dy; "
-        "p_y - 1 = -R/(e^{t_y} + R) <= 0 with R = sum_{c != y} e^{t_c}",
-        scope="symbolic K",
-        assumptions=("1 <= d, y <= K", "logits real"),
-    )
-
-
-def _reduction_statement() -> sp.Expr:
-    return sp.And(
-        sp.Eq(esupcon().subs({m: 0, M: 0}), prototype_ce()),
-        sp.Eq(esupcon().subs(m, 0), prototype_ce() + sp.log(1 + z_neg() / z_proto())),
-    )
-
-
-def _prove_reduction() -> Proof:
-    ok_b1 = same(logit_form(esupcon().subs({m: 0, M: 0})), logit_form(prototype_ce()))
-    lhs = logit_form(esupcon().subs(m, 0))
-    rhs = logit_form(prototype_ce()) + sp.log(sp.together(1 + z_neg() / z_proto()))
-    ok_np = same(lhs, rhs)
-    extra = sp.log(1 + sp.Symbol("S_N", nonnegative=True) / sp.Symbol("S_K", positive=True))
-    return Proof(
-        proved=ok_b1 and ok_np and bool(extra.is_nonnegative),
-        method="substitute |P(i)| = 0 (and |N(i)| = 0), empty Sums evaluated, logs expanded, "
-        "compared (cancel/simplify == 0); the extra term log(1 + Z_N/Z_K) >= 0",
-        scope="symbolic K and M = |N(i)|",
-        assumptions=("B = 1 for the equality (A(i) empty)", "reconstructed ESupCon form"),
-    )
-
-
-# ----------------------------------------------------------------------------- gradients
-
-
-def _es_grad_closed() -> tuple[sp.Expr, sp.Expr, sp.Expr]:
-    gs = sp.exp(s[q]) / z_all() - 1 / (m + 1)
-    gu = sp.exp(u[j]) / z_all()
-    gt = sp.exp(t[d]) / z_all() - sp.KroneckerDelta(d, y) / (m + 1)
-    return gs, gu, gt
+    return sp.And(sp.Eq(prototype_ce(), _ce_nll()), sp.Eq(prototype_infonce(), prototype_ce()))
 
 
 def _es_grad_statement() -> sp.Expr:
-    gs, gu, gt = _es_grad_closed()
     e = esupcon()
     return sp.And(
-        sp.Eq(sp.Derivative(e, s[q]), gs),
-        sp.Eq(sp.Derivative(e, u[j]), gu),
-        sp.Eq(sp.Derivative(e, t[d]), gt),
+        sp.Eq(sp.Derivative(e, s[q]), (share(s[q]) - 1 / (m + 1)) / tau),
+        sp.Eq(sp.Derivative(e, u[j]), share(u[j]) / tau),
+        sp.Eq(sp.Derivative(e, cos[d]), (share(cos[d]) - sp.KroneckerDelta(d, y) / (m + 1)) / tau),
     )
 
 
-def _prove_es_grad() -> Proof:
-    gs, gu, gt = _es_grad_closed()
-    form = logit_form(esupcon())
-    ok = all(
-        same(linear_sums(sp.diff(form, var)), want)
-        for var, want in ((s[q], gs), (u[j], gu), (t[d], gt))
+def _cross_statement() -> sp.Expr:
+    return sp.And(
+        sp.Eq(sp.Derivative(esupcon_sample_term(), cos[y]), share(cos[y]) / tau),
+        sp.Eq(sp.Derivative(esupcon_prototype_term(), s[q]), share(s[q]) / tau),
+        sp.Eq(sp.Derivative(esupcon_sample_term(), s[q]), share(s[q]) / tau),
     )
-    return Proof(
-        proved=ok,
-        method="diff of the Sums with deltas collapsed, compared with R - 1/(m+1) on the "
-        "positives (samples and own prototype), R on the negatives (cancel/simplify == 0)",
-        scope="symbolic K, m = |P(i)|, M = |N(i)|",
-        assumptions=("1 <= q <= m, 1 <= j <= M, 1 <= d, y <= K", "reconstructed ESupCon form"),
-    )
-
-
-def _term(kind: str) -> sp.Expr:
-    """One ESupCon term: a same-class sample ``b`` or the own prototype as the positive."""
-    num = sp.exp(s[b]) if kind == "sample" else sp.exp(t[y])
-    return -sp.log(num / z_all())
 
 
 def _repulsion_statement() -> sp.Expr:
-    _, _, gt = _es_grad_closed()
     return sp.And(
-        sp.Eq(sp.Derivative(_term("sample"), t[y]), sp.exp(t[y]) / z_all()),
-        sp.Eq(sp.Derivative(_term("prototype"), s[q]), sp.exp(s[q]) / z_all()),
-        sp.Eq(sp.Derivative(esupcon().subs(m, 0), t[y]), gt.subs({d: y, m: 0})),
+        sp.Gt(sp.Derivative(esupcon_sample_term(), cos[y]), 0),
+        sp.Gt(sp.Derivative(esupcon_prototype_term(), s[q]), 0),
+        sp.Gt(sp.Derivative(esupcon_sample_term(), s[q]), 0),
     )
 
 
-def _prove_repulsion() -> Proof:
-    # per term: the sample term (i, b) pushes the own prototype away, the prototype term pushes
-    # every same-class sample away, and (i, b) pushes the other same-class samples q != b away
-    g1 = linear_sums(sp.diff(logit_form(_term("sample")), t[y]))
-    g2 = linear_sums(sp.diff(logit_form(_term("prototype")), s[q]))
-    g3 = linear_sums(sp.diff(logit_form(_term("sample")), s[q])).subs(sp.KroneckerDelta(b, q), 0)
-    oks = [
-        same(g1, sp.exp(t[y]) / z_all()),
-        same(g2, sp.exp(s[q]) / z_all()),
-        same(g3, sp.exp(s[q]) / z_all()),
-    ]
-    positive = all(bool(_opaque(g).is_positive) for g in (g1, g2, g3))
-    # no same-class sample (m = 0): the own prototype's net gradient R_y - 1 < 0 (attraction)
-    g0 = linear_sums(sp.diff(logit_form(esupcon().subs(m, 0)), t[y]))
-    z0 = z_neg() + z_proto()
-    oks.append(same(g0, sp.exp(t[y]) / z0 - 1))
-    e_y, rest = sp.Symbol("E_y", positive=True), sp.Symbol("R", positive=True)
-    own = (e_y / (e_y + rest) - 1).cancel()  # R = Z_N + sum_{c != y} e^{t_c} > 0 (K >= 2)
-    attract = same(own, -rest / (e_y + rest)) and bool(own.is_negative)
-    return Proof(
-        proved=all(oks) and positive and attract,
-        method="cross derivatives of single terms compared with e^{.}/Z (cancel/simplify == 0) "
-        "and positive with sums made opaque positive symbols; net sign from "
-        "aljundi.esupcon_logit_gradient (R - 1/(m+1)); m = 0: own prototype R_y - 1 < 0",
-        scope="symbolic K, m = |P(i)|, M = |N(i)|",
-        assumptions=("reconstructed ESupCon form", "q != b same-class samples"),
+def _other_sample() -> tuple[sp.Basic, ...]:
+    """b and q are two different same-class samples; y is a class."""
+    return (*index_facts(m, b, q), *index_facts(K, y), sp.Eq(sp.KroneckerDelta(b, q), 0))
+
+
+def _rest_of_prototypes() -> LemmaUse:
+    """sum_c e^{cos_c/tau} - e^{cos_y/tau} >= 0 (the other prototypes), as a lemma instance."""
+    return LemmaUse(SUM_GE_TERM, {"n": K, "a": lambda cc: _e(cos[cc]), "m": y})
+
+
+_DS = ("derivatives", "delta_sums", "canon", "linear_sums", "cancel")
+_LOGS = ("expand_log", "linear_sums", "factor_terms", "expand_log", "canon", "together")
+
+
+def _attracts_own_tactic() -> Reduction:
+    """-dCE/dcos_y = (Z_K - e^{cos_y/tau})/(tau Z_K) = sum_ge_term / (tau Z_K)."""
+    use = _rest_of_prototypes()
+    return Reduction(
+        uses=(LemmaUse(use.lemma, use.instance, factor=1 / (tau * z_proto())),),
+        steps=(*_DS[:-1], "together"),
     )
 
 
-def _lower_bound_statement() -> sp.Expr:
-    return sp.Ge(esupcon(), sp.log(m + 1))
-
-
-def _prove_lower_bound() -> Proof:
-    zz = z_all()
-    es_in = -sp.log((z_pos() + sp.exp(t[y])) / zz / (m + 1))  # L_in analogue
-    gap = sp.log((sp.Sum(x[p], (p, 1, m)) + x0) / (m + 1)) - (
-        sp.Sum(sp.log(x[p]), (p, 1, m)) + sp.log(x0)
-    ) / (m + 1)
-    gap = gap.replace(
-        lambda e: isinstance(e, sp.Indexed) and e.base == x, lambda e: sp.exp(s[e.indices[0]]) / zz
-    ).subs(x0, sp.exp(t[y]) / zz)
-    ok_jensen = same(logit_form(esupcon() - es_in), logit_form(gap))
-    rest = logit_form(es_in) - sp.log(m + 1)
-    ok_rest = same(rest, sp.log(sp.together(zz / (z_pos() + sp.exp(t[y])))))
-    ok_ge = bool(
-        sp.log(1 + sp.Symbol("R", nonnegative=True) / sp.Symbol("P", positive=True)).is_nonnegative
-    )
-    return Proof(
-        proved=ok_jensen and ok_rest and ok_ge and _log_concave(),
-        method="reduced to Jensen's inequality over the m + 1 positives (samples and own "
-        "prototype): l - l_in equals the Jensen gap (cancel/simplify == 0); l_in - log(m+1) = "
-        "log(Z/(Z_P + e^{t_y})) = log(1 + R/P) >= 0",
-        scope="symbolic K, m = |P(i)|, M = |N(i)|",
-        assumptions=("reconstructed ESupCon form",),
+def _own_attracted_tactic() -> Reduction:
+    """With m = 0: -dl/dcos_y = (Z - e^{cos_y/tau})/(tau Z), Z = Z_N + Z_K, i.e. the rest of
+    the prototypes over tau Z plus Z_N/(tau Z) > 0 (one negative sample at least)."""
+    zz = z_neg(M1) + z_proto()
+    use = _rest_of_prototypes()
+    return Reduction(
+        uses=(LemmaUse(use.lemma, use.instance, factor=1 / (tau * zz)),),
+        extra=(z_neg(M1) / (tau * zz),),
+        steps=("derivatives", "delta_sums", "doit", *_DS[2:-1], "together"),
     )
 
+
+def _no_positive_ge_ce_tactic() -> Reduction:
+    """l(m=0) - CE = -log(Z_K/Z) = log_tangent(Z_K/Z) + Z_N/Z."""
+    zz = z_neg() + z_proto()
+    return Reduction(
+        uses=(LemmaUse(LOG_TANGENT, {"u": z_proto() / zz}),),
+        extra=(z_neg() / zz,),
+        steps=("doit", *_LOGS),
+    )
+
+
+def _lower_bound_no_sample_tactic() -> Reduction:
+    """l(m=0) = -log(e^{cos_y/tau}/Z) = log_tangent(e^{cos_y/tau}/Z) + (Z - e^{cos_y/tau})/Z."""
+    zz = z_neg() + z_proto()
+    use = _rest_of_prototypes()
+    return Reduction(
+        uses=(
+            LemmaUse(LOG_TANGENT, {"u": _e(cos[y]) / zz}),
+            LemmaUse(use.lemma, use.instance, factor=1 / zz),
+        ),
+        extra=(z_neg() / zz,),
+        steps=("doit", *_LOGS),
+    )
+
+
+def _lower_bound_tactic() -> Reduction:
+    r"""|P| = m >= 1: with x_p = e^{s_p/tau}/Z, x_0 = e^{cos_y/tau}/Z, X = mean_p x_p,
+
+    l - log(m+1) = m/(m+1) J(x over p) + J2 - log V with V = (Z_P + e^{cos_y/tau})/Z, where the
+    two-point Jensen gap J2 = log v - (m log X + log x_0)/(m+1), v = (m X + x_0)/(m+1), is
+    m/(m+1) log_tangent(X/v) + 1/(m+1) log_tangent(x_0/v), and -log V = log_tangent(V) +
+    (Z_N + rest of prototypes)/Z."""
+    zz = z_all(m1)
+    x_p = lambda kk: _e(s[kk]) / zz  # noqa: E731
+    mean_x = sp.Sum(x_p(k) / m1, (k, 1, m1))
+    x_0 = _e(cos[y]) / zz
+    v = (m1 * mean_x + x_0) / (m1 + 1)  # the two-point Jensen gap as two tangent-line gaps
+    rest = _rest_of_prototypes()
+    return Reduction(
+        uses=(
+            LemmaUse(JENSEN_LOG, {"n": m1, "w": lambda kk: 1 / m1, "x": x_p}, m1 / (m1 + 1)),
+            LemmaUse(LOG_TANGENT, {"u": mean_x / v}, m1 / (m1 + 1)),
+            LemmaUse(LOG_TANGENT, {"u": x_0 / v}, 1 / (m1 + 1)),
+            LemmaUse(LOG_TANGENT, {"u": (z_pos(m1) + _e(cos[y])) / zz}),
+            LemmaUse(rest.lemma, rest.instance, factor=1 / zz),
+        ),
+        extra=(z_neg() / zz,),
+        steps=_LOGS,
+    )
+
+
+def _ce_tau_closed() -> sp.Expr:
+    mean_cos = sp.Sum(cos[c] * _e(cos[c]), (c, 1, K)) / z_proto()
+    return (cos[y] - mean_cos) / tau**2
+
+
+def _es_tau_closed() -> sp.Expr:
+    mean_pos = (sp.Sum(s[p], (p, 1, m)) + cos[y]) / (m + 1)
+    weighted = (
+        sp.Sum(s[p] * _e(s[p]), (p, 1, m))
+        + sp.Sum(u[n] * _e(u[n]), (n, 1, M))
+        + sp.Sum(cos[c] * _e(cos[c]), (c, 1, K))
+    )
+    return (mean_pos - weighted / z_all()) / tau**2
+
+
+# ----------------------------------------------------------------------------- claims
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="aljundi.prototype_ce_is_cosine_softmax_ce",
         family="aljundi",
         kind="identity",
-        text="The prototype CE is the hard NLL of the cosine logits <z,w_k>/tau, i.e. InfoNCE "
-        "with query z and the class prototypes as keys (positive key w_y).",
+        text="The prototype CE is the cross_entropy family's hard NLL at the cosine logits "
+        "<z,w_k>/tau, and equals InfoNCE with query z and the class prototypes as keys "
+        "(positive key w_y).",
         statement=_cosine_statement,
         source=SOURCE + " abstract ('probabilistic interpretation'); standard cosine softmax",
-        assumptions=("unit-norm z and w_k (normalize=True)",),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_cosine,
+        tactic=Both((Simplify(steps=("linear_sums", "delta_sums", "canon", "expand_log")),) * 2),
+        facts=lambda: index_facts(K, y),
+        uses=("prototype_ce", "prototype_infonce"),
+        notes="unit-norm z and w_k (normalize=True) make the logits cosines over tau; the NLL "
+        "is cross_entropy.nll's formula (tied to its oracle by that family's definition leg)",
     ),
     Claim(
         id="aljundi.prototype_ce_gradient",
         family="aljundi",
         kind="gradient",
-        text="The prototype CE logit gradient is p_k - delta_ky: the own prototype is always "
-        "attracted, every other prototype repelled (keys of a contrastive loss).",
-        statement=_ce_grad_statement,
+        text="The prototype CE gradient in the cosine to prototype d is (p_d - delta_dy)/tau "
+        "(p the softmax over the prototypes).",
+        statement=lambda: sp.Eq(
+            sp.Derivative(prototype_ce(), cos[d]),
+            (proto_share(cos[d]) - sp.KroneckerDelta(d, y)) / tau,
+        ),
         source="standard softmax CE gradient, applied to " + SOURCE,
-        assumptions=("tau > 0",),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_ce_grad,
+        tactic=Differentiate(steps=("delta_sums", "canon", "linear_sums", "cancel")),
+        facts=lambda: index_facts(K, d, y),
+        uses=("prototype_ce",),
+    ),
+    Claim(
+        id="aljundi.prototype_ce_attracts_own_prototype",
+        family="aljundi",
+        kind="gradient",
+        text="The prototype CE never repels the anchor's own prototype: its gradient in cos_y "
+        "is <= 0.",
+        statement=lambda: sp.Le(sp.Derivative(prototype_ce(), cos[y]), 0),
+        source="standard softmax CE gradient, applied to " + SOURCE,
+        evidence=("symbolic", "precise", "production"),
+        tactic=_attracts_own_tactic(),
+        facts=lambda: index_facts(K, y),
+        uses=("prototype_ce",),
+        notes="split from prototype_ce_gradient; = 0 only with a single prototype (K = 1)",
+    ),
+    Claim(
+        id="aljundi.prototype_ce_repels_other_prototypes",
+        family="aljundi",
+        kind="gradient",
+        text="The prototype CE repels every other prototype: its gradient in cos_d, d != y, "
+        "is > 0 (the other prototypes are the negative keys).",
+        statement=lambda: sp.Gt(sp.Derivative(prototype_ce(), cos[d]), 0),
+        source="standard softmax CE gradient, applied to " + SOURCE,
+        evidence=("symbolic", "precise", "production"),
+        tactic=Sign(steps=("derivatives", "delta_sums", "facts", "canon", "cancel")),
+        facts=lambda: (*index_facts(K, d, y), sp.Eq(sp.KroneckerDelta(d, y), 0)),
+        uses=("prototype_ce",),
+        notes="split from prototype_ce_gradient",
     ),
     Claim(
         id="aljundi.esupcon_reduces_to_prototype_ce",
         family="aljundi",
         kind="identity",
-        text="ESupCon equals the prototype CE when the batch offers no other sample (B = 1); "
-        "an anchor without same-class samples gets CE + log(1 + Z_N/Z_K) >= CE.",
-        statement=_reduction_statement,
+        text="ESupCon equals the prototype CE when the batch offers no other sample "
+        "(B = 1: |P(i)| = |N(i)| = 0).",
+        statement=lambda: sp.Eq(esupcon(0, 0), prototype_ce()),
         source=RECON,
-        assumptions=("reconstructed ESupCon form", "prototypes are not anchors"),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_reduction,
+        tactic=Simplify(steps=("doit", "expand_log", "canon", "expand")),
+        uses=("esupcon", "prototype_ce"),
+        notes="prototypes are not anchors",
+    ),
+    Claim(
+        id="aljundi.esupcon_no_same_class_sample",
+        family="aljundi",
+        kind="identity",
+        text="An anchor without same-class samples (|P(i)| = 0) gets ESupCon = prototype CE + "
+        "log((Z_K + Z_N)/Z_K) = prototype CE + log(1 + Z_N/Z_K).",
+        statement=lambda: sp.Eq(
+            esupcon(0, M), prototype_ce() + sp.log((z_proto() + z_neg()) / z_proto())
+        ),
+        source=RECON,
+        evidence=("symbolic", "precise", "production"),
+        tactic=Simplify(steps=("doit", "expand_log", "canon", "expand")),
+        uses=("esupcon", "prototype_ce"),
+        notes="split from esupcon_reduces_to_prototype_ce",
+    ),
+    Claim(
+        id="aljundi.esupcon_no_same_class_sample_ge_ce",
+        family="aljundi",
+        kind="inequality",
+        text="An anchor without same-class samples (|P(i)| = 0) has ESupCon >= prototype CE.",
+        statement=lambda: sp.Ge(esupcon(0, M), prototype_ce()),
+        source=RECON,
+        evidence=("symbolic", "precise", "production"),
+        tactic=_no_positive_ge_ce_tactic(),
+        uses=("esupcon", "prototype_ce"),
+        notes="split from esupcon_reduces_to_prototype_ce",
     ),
     Claim(
         id="aljundi.esupcon_logit_gradient",
         family="aljundi",
         kind="gradient",
-        text="ESupCon's logit gradient is R_iu - 1/(|P(i)|+1) on the positives (same-class "
-        "samples and the own prototype) and R_iv > 0 on negatives (samples and prototypes).",
+        text="ESupCon's gradient is (R_q - 1/(|P(i)|+1))/tau in a same-class sample "
+        "similarity, R_j/tau in an other-class one and (R_d - delta_dy/(|P(i)|+1))/tau in a "
+        "prototype cosine (R the softmax share over samples and prototypes).",
         statement=_es_grad_statement,
         source=RECON + "; gradient as in research note §1.3",
-        assumptions=("reconstructed ESupCon form",),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_es_grad,
+        tactic=Both((Differentiate(steps=_DS[1:]),) * 3),
+        facts=lambda: (*index_facts(m, q), *index_facts(M, j), *index_facts(K, d, y)),
+        uses=("esupcon",),
+    ),
+    Claim(
+        id="aljundi.esupcon_per_term_cross_gradient",
+        family="aljundi",
+        kind="gradient",
+        text="In ESupCon the term of a same-class sample b has derivative R_y/tau in the own "
+        "prototype's cosine and R_q/tau in every other same-class sample's similarity (q != "
+        "b); the own-prototype term has R_q/tau in every same-class sample's.",
+        statement=_cross_statement,
+        source=RECON + "; repulsion analysis of research note §1.3 applied to it",
+        evidence=("symbolic", "precise"),
+        tactic=Both((Differentiate(steps=("delta_sums", "facts", "canon", "cancel")),) * 3),
+        facts=_other_sample,
+        uses=("esupcon_sample_term", "esupcon_prototype_term"),
     ),
     Claim(
         id="aljundi.esupcon_same_class_repulsion",
         family="aljundi",
         kind="gradient",
-        text="ESupCon repels a same-class sample, or the anchor's own prototype, iff its "
-        "softmax share exceeds 1/(|P(i)|+1) (each term pushes the other positives, prototype "
-        "included, away); without same-class samples the own prototype is always attracted.",
+        text="In ESupCon every term pushes the other positives away: the term of a same-class "
+        "sample b has a derivative > 0 in the own prototype's cosine and in every other "
+        "same-class sample's similarity (q != b); the own-prototype term has a derivative "
+        "> 0 in every same-class sample's.",
         statement=_repulsion_statement,
         source=RECON + "; repulsion analysis of research note §1.3 applied to it",
-        assumptions=("reconstructed ESupCon form",),
+        evidence=("symbolic", "precise"),
+        tactic=Both((Sign(steps=("derivatives", "delta_sums", "facts", "canon", "cancel")),) * 3),
+        facts=_other_sample,
+        uses=("esupcon_sample_term", "esupcon_prototype_term"),
+        notes="the net gradient (repelled iff R > 1/(|P|+1)) is esupcon_logit_gradient",
+    ),
+    Claim(
+        id="aljundi.esupcon_own_prototype_attracted_without_samples",
+        family="aljundi",
+        kind="gradient",
+        text="Without same-class samples (|P(i)| = 0) and with at least one other-class sample, "
+        "ESupCon's gradient in the own prototype's cosine is < 0: it is always attracted.",
+        statement=lambda: sp.Lt(sp.Derivative(esupcon(0, M1), cos[y]), 0),
+        source=RECON + "; research note §1.3",
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_repulsion,
+        tactic=_own_attracted_tactic(),
+        facts=lambda: index_facts(K, y),
+        uses=("esupcon",),
+        notes="split from esupcon_same_class_repulsion",
     ),
     Claim(
         id="aljundi.esupcon_lower_bound",
         family="aljundi",
         kind="inequality",
-        text="Every ESupCon anchor term is at least log(|P(i)| + 1).",
-        statement=_lower_bound_statement,
+        text="Every ESupCon anchor term with |P(i)| >= 1 same-class samples is at least "
+        "log(|P(i)| + 1).",
+        statement=lambda: sp.Ge(esupcon(m1, M), sp.log(m1 + 1)),
         source=RECON + "; analogue of research note §1.4(2)",
-        assumptions=("reconstructed ESupCon form",),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_lower_bound,
+        tactic=_lower_bound_tactic(),
+        facts=lambda: index_facts(K, y),
+        uses=("esupcon",),
+        notes="|P(i)| = 0 is aljundi.esupcon_lower_bound_no_sample",
+    ),
+    Claim(
+        id="aljundi.esupcon_lower_bound_no_sample",
+        family="aljundi",
+        kind="inequality",
+        text="An ESupCon anchor term without same-class samples (|P(i)| = 0) is >= 0 = log 1.",
+        statement=lambda: sp.Ge(esupcon(0, M), 0),
+        source=RECON + "; analogue of research note §1.4(2)",
+        evidence=("symbolic", "precise"),
+        tactic=_lower_bound_no_sample_tactic(),
+        facts=lambda: index_facts(K, y),
+        uses=("esupcon",),
+    ),
+    Claim(
+        id="aljundi.prototype_ce_temperature_gradient",
+        family="aljundi",
+        kind="gradient",
+        text="d(prototype CE)/dtau = (cos_y - sum_c p_c cos_c)/tau^2.",
+        statement=lambda: sp.Eq(sp.Derivative(prototype_ce(), tau), _ce_tau_closed()),
+        source="derived here from the prototype CE (learnable temperature)",
+        evidence=("symbolic", "precise", "production"),
+        tactic=Differentiate(steps=("linear_sums", "together")),
+        uses=("prototype_ce",),
+    ),
+    Claim(
+        id="aljundi.esupcon_temperature_gradient",
+        family="aljundi",
+        kind="gradient",
+        text="d(ESupCon)/dtau = ((sum_p s_p + cos_y)/(|P(i)|+1) - sum_a R_a a)/tau^2: the mean "
+        "positive similarity minus the R-weighted mean over samples and prototypes.",
+        statement=lambda: sp.Eq(sp.Derivative(esupcon(), tau), _es_tau_closed()),
+        source=RECON + "; derived here (learnable temperature)",
+        evidence=("symbolic", "precise", "production"),
+        tactic=Differentiate(steps=("linear_sums", "together")),
+        uses=("esupcon",),
     ),
 )

@@ -1,483 +1,498 @@
 r"""Soft-target InfoNCE (Hugger & Uhlmann 2024, arXiv 2404.14076): definitions and claims.
 
-The loss is fixed by the official code (research note §1.2-§1.3). One row (input :math:`x`,
-logits :math:`f_c`, :math:`c = 1..C`), candidate targets :math:`\alpha_{jc}` (:math:`j = 1..M`),
-positive index :math:`p`, temperature :math:`t`, log noise probabilities
-:math:`\lambda_c = \log q_c`:
+The loss is fixed by the official code (research note §1.2-§1.3). One row: logits :math:`f_c`
+(:math:`c = 1..C`), candidate targets :math:`\alpha_{jc}` (:math:`j = 1..M`), positive index
+:math:`p`, temperature :math:`t`, noise probabilities :math:`q_c > 0`:
 
 .. math::
-    S_j = \sum_{c=1}^{C}\alpha_{jc}\,(f_c/t - \lambda_c),\qquad
+    S_j = \sum_{c=1}^{C}\alpha_{jc}\,(f_c/t - \log q_c),\qquad
     \ell = \log\sum_{j=1}^{M} e^{S_j} - S_p .
 
-The batch loss is the mean of :math:`\ell_i` over the :math:`N` local rows, so every row identity
-below carries over to the batch and every row gradient gains a factor :math:`1/N`.
+The batch loss is the mean of :math:`\ell_i` over the :math:`N` local rows (positive of row
+:math:`i` at ``offset + i``); the statements below are about one row.
 
-Proof scopes: ``symbolic C`` / ``symbolic M`` mean SymPy ``Sum`` objects over integer symbols
-(``IndexedBase`` entries, index ranges resolved with :func:`derivations._sym.index_in_range`).
-Interchanges of finite double sums use ``Sum.reorder``; inequalities are reduced to named lemmas
-(Jensen, "a sum of positive terms is positive") and the reductions are checked symbolically.
+Symbols: sizes ``C``, ``M``, ``R`` (support points of a discrete target law) and ``K`` (negatives)
+are positive integers; ``IndexedBase`` entries carry their sign assumptions. Facts that hold *for
+every* candidate (the simplex ``sum_c alpha[j, c] = 1``, a zero column ``alpha[j, z] = 0``) are
+written with the Wild index ``j_`` (:data:`J`): the engine reads such an ``Eq`` fact as a schema,
+true at every value of the Wild.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from typing import Any
 
 import sympy as sp
 
-from derivations._claim import Claim, Proof
-from derivations._sym import difference_is_zero, index_in_range
+import derivations.cross_entropy as CE
+from derivations._claim import Claim, Definition
+from derivations.lemmas import LOG_TANGENT, get_lemma
+from derivations.tactics import (
+    ComputeLimit,
+    Differentiate,
+    Exact,
+    LemmaUse,
+    Reduction,
+    Simplify,
+    index_facts,
+)
 
 FAMILY = "soft_target_infonce"
 
 C = sp.Symbol("C", integer=True, positive=True)  # classes
 M = sp.Symbol("M", integer=True, positive=True)  # candidates
-K = sp.Symbol("K", integer=True, positive=True)  # negatives
 R = sp.Symbol("R", integer=True, positive=True)  # support points of a discrete target law
-c, j, m, p, r, y0 = sp.symbols("c j m p r y_0", integer=True)
-f = sp.IndexedBase("f", real=True)  # logits of one row
+K = sp.Symbol("K", integer=True, positive=True)  # negatives
+c, j, m, p, r, n_, z = sp.symbols("c j m p r n z", integer=True)
+y0 = sp.Symbol("y_0", integer=True)
+f = CE.f  # IndexedBase("f", real=True): the logits of one row (shared with cross_entropy)
 alpha = sp.IndexedBase("alpha", real=True)  # alpha[j, c]: candidate targets
 alpha0 = sp.IndexedBase("alpha0", real=True)  # the positive's target (large-K form)
-lam = sp.IndexedBase("lambda", real=True)  # lambda[c] = log q_c
+A = sp.IndexedBase("A", nonnegative=True)  # A[r, c]: support points of the target law
+P = sp.IndexedBase("P", positive=True)  # their probabilities (the support has P_r > 0)
 q = sp.IndexedBase("q", positive=True)  # noise probabilities
-y = sp.IndexedBase("y", integer=True)  # hard labels of the candidates
-s = sp.IndexedBase("s", real=True)  # generic scores
-mu = sp.IndexedBase("mu", real=True)  # candidate masses sum_c alpha[j, c]
-Ee = sp.IndexedBase("E", positive=True)  # e^{S_j} treated as an atom
-A = sp.IndexedBase("A", real=True)  # support points A[r, c]
-P = sp.IndexedBase("P", positive=True)  # their probabilities
-t = sp.Symbol("t", positive=True)
+y = sp.IndexedBase("y", integer=True)  # hard labels of the candidates (1-based)
+t = CE.t  # Symbol("t", positive=True)
 kappa = sp.Symbol("kappa", real=True)
+mu = sp.Symbol("mu", real=True)
 eps = sp.Symbol("epsilon", positive=True)
+pw = sp.Symbol("pi", positive=True)  # two-point law: P(alpha = A_1) = pi
+J = sp.Wild("j")  # "for every candidate j" in schematic facts
+
+Fn = Callable[..., Any]
 
 
 # ----------------------------------------------------------------------------- definitions
 
 
-def score(jj: Any, logits: Any = f, logq: Any = lam, temp: Any = t) -> sp.Expr:
-    r""":math:`S_j = \sum_c \alpha_{jc}(f_c/t - \log q_c)`."""
-    return sp.Sum(alpha[jj, c] * (logits[c] / temp - logq[c]), (c, 1, C))
+def _logit(cc: Any) -> Any:
+    return f[cc]
 
 
-def info_nce(s_of: Any, pos: Any = p, upper: Any = M) -> sp.Expr:
-    r""":math:`\log\sum_{j=1}^{M} e^{s(j)} - s(p)` for a score function ``s_of(j)``."""
-    return sp.log(sp.Sum(sp.exp(s_of(j)), (j, 1, upper))) - s_of(pos)
+def _target(jj: Any, cc: Any) -> Any:
+    return alpha[jj, cc]
 
 
-def row_loss(logits: Any = f, logq: Any = lam) -> sp.Expr:
-    """Soft-target InfoNCE of one row."""
-    return info_nce(lambda jj: score(jj, logits, logq))
+def _noise(cc: Any) -> Any:
+    return q[cc]
 
 
-def _zero(expr: Any) -> bool:
-    """``expand(expr) == 0`` (cheap) or else ``simplify(expr) == 0``; a SymPy failure inside
-    ``simplify`` counts as "not shown"."""
-    try:
-        return sp.expand(expr) == 0 or bool(sp.simplify(expr) == 0)
-    except Exception:  # e.g. StopIteration raised by sum_simplify on some Sum shapes
-        return False
+def score(
+    jj: Any,
+    targets: Fn = _target,
+    logits: Fn = _logit,
+    noise: Fn = _noise,
+    temp: Any = t,
+    classes: Any = C,
+) -> sp.Expr:
+    r""":math:`S_j = \sum_c \alpha_{jc}(f_c/t - \log q_c)` (``log q`` not divided by ``t``)."""
+    return sp.Sum(targets(jj, c) * (logits(c) / temp - sp.log(noise(c))), (c, 1, classes))
 
 
-def _same(lhs: Any, rhs: Any) -> bool:
-    """:func:`difference_is_zero`, with a SymPy failure counted as "not shown"."""
-    try:
-        return difference_is_zero(lhs, rhs)
-    except Exception:
-        return False
+def row_loss(
+    targets: Fn = _target,
+    logits: Fn = _logit,
+    noise: Fn = _noise,
+    temp: Any = t,
+    pos: Any = p,
+    cands: Any = M,
+    classes: Any = C,
+) -> sp.Expr:
+    r"""Soft-target InfoNCE of one row, :math:`\log\sum_{j=1}^{M} e^{S_j} - S_p`."""
+
+    def s(jj: Any) -> sp.Expr:
+        return score(jj, targets, logits, noise, temp, classes)
+
+    return sp.log(sp.Sum(sp.exp(s(j)), (j, 1, cands))) - s(pos)
 
 
-def _delta_doit(e: sp.Expr) -> sp.Expr:
-    """``doit`` only the sums holding a KroneckerDelta (cheap; leaves exp(Sum) alone)."""
-    return e.replace(
-        lambda x: isinstance(x, sp.Sum) and x.has(sp.KroneckerDelta), lambda x: x.doit()
-    )
-
-
-def _pull_constants(e: sp.Expr) -> sp.Expr:
-    """Expand every summand and move factors free of the summation index out of the sum."""
-    return e.replace(
-        lambda x: isinstance(x, sp.Sum),
-        lambda x: sp.factor_terms(sp.Sum(sp.expand(x.function), *x.limits)),
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _common_shift_cancels() -> bool:
-    r"""Lemma: :math:`\log\sum_j e^{s_j+\kappa} - (s_p+\kappa) = \log\sum_j e^{s_j} - s_p`
-    (symbolic M)."""
-    shifted = info_nce(lambda jj: s[jj] + kappa)
-    plain = info_nce(lambda jj: s[jj])
-    return _zero(sp.expand_log(_pull_constants(sp.expand(shifted)), force=True) - plain)
-
-
-# ----------------------------------------------------------------------------- 1. one-hot
-
-
-def _ranking_nce() -> sp.Expr:
-    r"""Ma & Collins' ranking NCE for one row: :math:`-\log(e^{\bar s(y_p)}/\sum_j e^{\bar
-    s(y_j)})` with :math:`\bar s(y) = f_y/t - \log q_y`."""
+def ranking_nce() -> sp.Expr:
+    r"""Ma & Collins' ranking NCE of one row: :math:`-\log\big(e^{\bar s(y_p)}/\sum_j
+    e^{\bar s(y_j)}\big)`, :math:`\bar s(y) = f_y/t - \log q_y`."""
 
     def sbar(jj: Any) -> sp.Expr:
-        return f[y[jj]] / t - lam[y[jj]]
+        return f[y[jj]] / t - sp.log(q[y[jj]])
 
     return -sp.log(sp.exp(sbar(p)) / sp.Sum(sp.exp(sbar(j)), (j, 1, M)))
-
-
-def _one_hot_loss() -> sp.Expr:
-    def s_onehot(jj: Any) -> sp.Expr:
-        return sp.Sum(sp.KroneckerDelta(c, y[jj]) * (f[c] / t - lam[c]), (c, 1, C))
-
-    return info_nce(s_onehot)
-
-
-def _one_hot_statement() -> sp.Expr:
-    return sp.Eq(_one_hot_loss(), _ranking_nce())
-
-
-def _prove_one_hot() -> Proof:
-    got = index_in_range(_delta_doit(_one_hot_loss()), C, y[j], y[p])
-    d = sp.expand_log(got - _ranking_nce(), force=True)
-    ok = _zero(d)
-    return Proof(
-        proved=ok,
-        method=(
-            "one-hot score Sum_c delta(c, y_j)(f_c/t - log q_c) .doit(), Piecewise resolved for "
-            "1 <= y_j <= C; expand_log + simplify(ST-InfoNCE - ranking NCE) == 0"
-        ),
-        scope="symbolic C, symbolic M",
-        assumptions=("alpha_j = e_{y_j}", "1 <= y_j <= C", "q_c > 0 on the labels used"),
-    )
-
-
-# ----------------------------------------------------------------------------- 2. gradient
-
-
-def _grad_closed() -> sp.Expr:
-    z = sp.Sum(sp.exp(score(j)), (j, 1, M))
-    w = sp.exp(score(j)) / z
-    return (sp.Sum(w * alpha[j, m], (j, 1, M)) - alpha[p, m]) / t
-
-
-def _grad_statement() -> sp.Expr:
-    return sp.Eq(sp.Derivative(row_loss(), f[m]), _grad_closed())
-
-
-def _prove_gradient() -> Proof:
-    g = index_in_range(_delta_doit(sp.diff(row_loss(), f[m])), C, m)
-    atoms = {sp.exp(score(j)): Ee[j]}
-    ok_grad = _zero(_pull_constants(sp.expand(g.xreplace(atoms) - _grad_closed().xreplace(atoms))))
-    # sum over classes: interchange the finite double sum, then use sum_m alpha[j, m] = 1
-    z = sp.Sum(Ee[j], (j, 1, M))
-    swapped = sp.Sum(Ee[j] * alpha[j, m] / z, (j, 1, M), (m, 1, C)).reorder((0, 1))
-    fn, lim_m, lim_j = swapped.function, swapped.limits[0], swapped.limits[1]
-    total = sp.Sum(sp.factor_terms(sp.Sum(fn, lim_m)), lim_j) - sp.Sum(alpha[p, m], (m, 1, C))
-    total = total.xreplace({sp.Sum(alpha[j, m], lim_m): 1, sp.Sum(alpha[p, m], (m, 1, C)): 1})
-    ok_zero = _zero(_pull_constants(total))
-    return Proof(
-        proved=ok_grad and ok_zero,
-        method=(
-            "diff of the nested Sums w.r.t. f[m], KroneckerDelta sums done, Piecewise resolved for "
-            "1 <= m <= C, e^{S_j} as atoms, simplify(diff - closed) == 0; sum over m: Sum.reorder "
-            "of the finite double sum, factor_terms, sum_m alpha[j, m] = 1, simplify == 0"
-        ),
-        scope="symbolic C, symbolic M (one row; the batch mean adds the factor 1/N)",
-        assumptions=("t > 0", "sum_c alpha[j, c] = 1 for every candidate (zero-sum part)"),
-        detail=f"closed form: {ok_grad}; sums to zero: {ok_zero}",
-    )
-
-
-# ----------------------------------------------------------------------------- 3. shift
-
-
-def _shift_statement() -> sp.Expr:
-    shifted = row_loss(logits=sp.IndexedBase("f_shift", real=True))
-    return sp.Eq(
-        shifted.xreplace({sp.IndexedBase("f_shift", real=True)[c]: f[c] + kappa}) - row_loss(),
-        sp.log(sp.Sum(sp.exp(s[j] + kappa * mu[j] / t), (j, 1, M)))
-        - sp.log(sp.Sum(sp.exp(s[j]), (j, 1, M)))
-        - kappa * mu[p] / t,
-    )
-
-
-def _prove_shift() -> Proof:
-    # (a) the per-row shift f -> f + kappa 1 moves S_j by kappa/t * mu_j, mu_j = sum_c alpha_jc
-    moved = score(j, logits=sp.IndexedBase("g", real=True))
-    moved = moved.xreplace({sp.IndexedBase("g", real=True)[c]: f[c] + kappa})
-    ok_score = _zero(
-        _pull_constants(sp.expand(moved - score(j) - kappa / t * sp.Sum(alpha[j, c], (c, 1, C))))
-    )
-    # (b) "if": equal masses give a common shift, which cancels
-    ok_if = _common_shift_cancels()
-    # (c) "only if": L(kappa) = log sum_j e^{s_j + kappa mu_j} - s_p - kappa mu_p has
-    #     L'' = sum_j w_j (mu_j - mubar)^2 (a w-weighted variance, w_j > 0); constant L forces
-    #     L'' = 0, i.e. every mu_j = mubar (a positively weighted sum of squares vanishes only
-    #     if every square does)
-    e_j = sp.exp(s[j] + kappa * mu[j])
-    loss_k = sp.log(sp.Sum(e_j, (j, 1, M))) - s[p] - kappa * mu[p]
-    second = sp.diff(loss_k, kappa, 2).xreplace({e_j: Ee[j]})  # E_j := e^{s_j + kappa mu_j}
-    w = Ee[j] / sp.Sum(Ee[j], (j, 1, M))
-    mbar = sp.Sum(w * mu[j], (j, 1, M))
-    terms = sp.Add.make_args(sp.expand(w * (mu[j] - mbar) ** 2))
-    variance = sp.Add(*[sp.factor_terms(sp.Sum(term, (j, 1, M))) for term in terms])
-    ok_only_if = _zero(sp.together(variance - second))
-    ok = ok_score and ok_if and ok_only_if
-    return Proof(
-        proved=ok,
-        method=(
-            "S_j(f + kappa 1) - S_j(f) = kappa/t * sum_c alpha_jc (factor_terms, == 0); if: common "
-            "additive constant cancels in log-sum-exp minus S_p (expand_log, simplify == 0); only "
-            "if: d^2 L/d kappa^2 == sum_j w_j (mu_j - mubar)^2 (together, == 0), a weighted "
-            "variance with w_j > 0, which vanishes iff all masses are equal"
-        ),
-        scope="symbolic C, symbolic M",
-        assumptions=("t > 0", "finite logits (so every w_j > 0)"),
-        detail=f"score shift: {ok_score}; if: {ok_if}; only if: {ok_only_if}",
-    )
-
-
-# ----------------------------------------------------------------------------- 4. uniform q
-
-
-def _uniform_statement() -> sp.Expr:
-    uni = sp.IndexedBase("u", real=True)
-    lhs = row_loss(logq=uni).xreplace({uni[c]: sp.log(1 / C)})
-    zero = sp.IndexedBase("z", real=True)
-    rhs = row_loss(logq=zero).xreplace({zero[c]: 0})
-    return sp.Eq(lhs, rhs)
-
-
-def _prove_uniform() -> Proof:
-    uni = sp.IndexedBase("u", real=True)
-    with_q = score(j, logq=uni).xreplace({uni[c]: sp.log(1 / C)})
-    zero = sp.IndexedBase("z", real=True)
-    without = score(j, logq=zero).xreplace({zero[c]: 0})
-    d = _pull_constants(sp.expand(with_q - without))
-    d = sp.expand_log(d.xreplace({sp.Sum(alpha[j, c], (c, 1, C)): 1}), force=True)
-    ok_const = _zero(d - sp.log(C))
-    ok_cancel = _common_shift_cancels()
-    return Proof(
-        proved=ok_const and ok_cancel,
-        method=(
-            "S_j(q = 1/C) - S_j(no log q) = log C * sum_c alpha_jc = log C on the simplex "
-            "(factor_terms, simplify == 0); a common constant cancels (lemma, simplify == 0)"
-        ),
-        scope="symbolic C, symbolic M",
-        assumptions=("q_c = 1/C", "sum_c alpha_jc = 1 for every candidate"),
-        detail=f"constant shift: {ok_const}; cancels: {ok_cancel}",
-    )
-
-
-# ----------------------------------------------------------------------------- 5. degenerate
-
-
-def _degenerate_statement() -> sp.Expr:
-    s0 = sp.Symbol("S_0", real=True)
-    return sp.Eq(sp.log(sp.Sum(sp.exp(s0), (j, 1, M))) - s0, sp.log(M))
-
-
-def _prove_degenerate() -> Proof:
-    st = _degenerate_statement()
-    got = sp.expand_log(st.lhs.doit(), force=True)
-    ok_m = _zero(got - st.rhs)
-    ok_one = _zero(got.subs(M, 1))
-    return Proof(
-        proved=ok_m and ok_one,
-        method="Sum.doit of identical terms (M e^{S_0}), expand_log, simplify == 0; M = 1 gives 0",
-        scope="symbolic M",
-        assumptions=("all candidate scores equal (identical candidates)",),
-        detail=f"log M: {ok_m}; M = 1: {ok_one}",
-    )
-
-
-# ----------------------------------------------------------------------------- 6. large K
 
 
 def _g(cc: Any) -> sp.Expr:
     return f[cc] / t - sp.log(q[cc])
 
 
-def _lse_f() -> sp.Expr:
-    return sp.log(sp.Sum(sp.exp(f[c] / t), (c, 1, C)))
+def large_k_limit(
+    a0: Fn = lambda cc: alpha0[cc],
+    support: Fn = lambda rr, cc: A[rr, cc],
+    probs: Fn = lambda rr: P[rr],
+    points: Any = R,
+) -> sp.Expr:
+    r""":math:`-\langle\alpha_0, g\rangle + \log\sum_r P_r e^{\langle A_r, g\rangle}`,
+    :math:`g = f/t - \log q`: the large-K limit of :math:`\ell_K - \log K` for negatives drawn
+    from :math:`\sum_r P_r \delta_{A_r}` (research note §1.5)."""
+    s0 = sp.Sum(a0(c) * _g(c), (c, 1, C))
+    inner = sp.Sum(support(r, c) * _g(c), (c, 1, C))
+    return -s0 + sp.log(sp.Sum(probs(r) * sp.exp(inner), (r, 1, points)))
 
 
-def _expectation_under_q_ok() -> bool:
-    """sum_c q_c e^{f_c/t - log q_c} == sum_c e^{f_c/t} (termwise simplify)."""
-    lhs = sp.Sum(sp.simplify(q[c] * sp.exp(_g(c))), (c, 1, C))
-    return _zero(lhs - sp.Sum(sp.exp(f[c] / t), (c, 1, C)))
+def stratified_loss() -> sp.Expr:
+    r"""The row loss on the candidate set {positive :math:`\alpha_0`} :math:`\cup` {:math:`K P_r`
+    copies of :math:`A_r`} (identical candidates grouped):
+    :math:`\log\big(e^{S_0} + K\sum_r P_r e^{\langle A_r, g\rangle}\big) - S_0`."""
+    s0 = sp.Sum(alpha0[c] * _g(c), (c, 1, C))
+    inner = sp.Sum(A[r, c] * _g(c), (c, 1, C))
+    return sp.log(sp.exp(s0) + K * sp.Sum(P[r] * sp.exp(inner), (r, 1, R))) - s0
 
 
-def _hard_limit_statement() -> sp.Expr:
-    a0, mu_ = sp.symbols("a_0 mu", positive=True)
-    ce = -(f[y0] / t - _lse_f())
-    return sp.Eq(
-        sp.Limit(sp.log(a0 + K * mu_) - sp.log(K), K, sp.oo).subs(
-            mu_, sp.Sum(q[c] * sp.exp(_g(c)), (c, 1, C))
+def expected_loss_two_point() -> sp.Expr:
+    r""":math:`\mathbb E\,\ell_K` for a fixed positive :math:`\alpha_0` and :math:`K` i.i.d.
+    negatives from :math:`\pi\,\delta_{A_1} + (1-\pi)\,\delta_{A_2}`: a binomial sum over the
+    number :math:`n` of :math:`A_1` draws."""
+    s0 = sp.Sum(alpha0[c] * _g(c), (c, 1, C))
+    s1 = sp.Sum(A[1, c] * _g(c), (c, 1, C))
+    s2 = sp.Sum(A[2, c] * _g(c), (c, 1, C))
+    term = sp.log(sp.exp(s0) + n_ * sp.exp(s1) + (K - n_) * sp.exp(s2)) - s0
+    return sp.Sum(sp.binomial(K, n_) * pw**n_ * (1 - pw) ** (K - n_) * term, (n_, 0, K))
+
+
+def soft_ce() -> sp.Expr:
+    r"""Soft-target CE of the positive's target, :math:`-\sum_c \alpha_{0c}\log
+    \mathrm{softmax}(f/t)_c` (:func:`derivations.cross_entropy.soft_ce`)."""
+    return CE.soft_ce(targets=alpha0, temp=t)
+
+
+def nll() -> sp.Expr:
+    r"""Hard-label CE, :math:`-\log\mathrm{softmax}(f/t)_{y_0}`."""
+    return -CE.log_prob(y0, t)
+
+
+_SRC = "Hugger & Uhlmann 2024 (arXiv 2404.14076), official code loss.py"
+
+DEFINITIONS: tuple[Definition, ...] = (
+    Definition(
+        name="soft_target_infonce",
+        family=FAMILY,
+        build=row_loss,
+        sizes=(C, M),
+        args=(f, alpha, q, t, p),
+        source=f"{_SRC} (research note §1.2)",
+        doc="log sum_j e^{S_j} - S_p, S_j = sum_c alpha_jc (f_c/t - log q_c)",
+    ),
+    Definition(
+        name="ranking_nce",
+        family=FAMILY,
+        build=ranking_nce,
+        sizes=(C, M),
+        args=(f, y, q, t, p),
+        source="Ma & Collins 2018 (arXiv 1809.01812), ranking objective",
+        doc="-log(e^{sbar(y_p)} / sum_j e^{sbar(y_j)}), sbar(y) = f_y/t - log q_y",
+    ),
+    Definition(
+        name="large_k_limit",
+        family=FAMILY,
+        build=large_k_limit,
+        sizes=(C, R),
+        args=(f, alpha0, A, P, q, t),
+        source="research note §1.5",
+        doc="-<alpha0, g> + log sum_r P_r e^{<A_r, g>}, g = f/t - log q",
+    ),
+    Definition(
+        name="stratified_loss",
+        family=FAMILY,
+        build=stratified_loss,
+        sizes=(C, R),
+        args=(f, alpha0, A, P, q, t, K),
+        source="research note §1.5 (the loss on a stratified candidate set)",
+        doc="log(e^{S_0} + K sum_r P_r e^{<A_r, g>}) - S_0",
+    ),
+    Definition(
+        name="expected_loss_two_point",
+        family=FAMILY,
+        build=expected_loss_two_point,
+        sizes=(C, K),
+        args=(f, alpha0, A, pw, q, t),
+        source="research note §1.5 / §6.5 (finite-K expectation, two-point target law)",
+        doc="sum_n binom(K, n) pi^n (1-pi)^(K-n) [log(e^{S0} + n e^{S1} + (K-n) e^{S2}) - S0]",
+    ),
+    Definition(
+        name="soft_ce",
+        family=FAMILY,
+        build=soft_ce,
+        sizes=(C,),
+        args=(f, alpha0, t),
+        source="Hugger & Uhlmann 2024 baseline SoftTargetCrossEntropy (research note §1.3)",
+        doc="-sum_c alpha0_c log softmax(f/t)_c",
+    ),
+    Definition(
+        name="nll",
+        family=FAMILY,
+        build=nll,
+        sizes=(C,),
+        args=(f, y0, t),
+        source="standard (hard-label cross-entropy)",
+        doc="-log softmax(f/t)_{y0}",
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- statements
+
+
+def _one_hot(jj: Any, cc: Any) -> Any:
+    return sp.KroneckerDelta(cc, y[jj])
+
+
+def _one_hot_statement() -> sp.Expr:
+    return sp.Eq(row_loss(targets=_one_hot), ranking_nce())
+
+
+def _weights(jj: Any) -> sp.Expr:
+    return sp.exp(score(jj)) / sp.Sum(sp.exp(score(j)), (j, 1, M))
+
+
+def _grad_closed() -> sp.Expr:
+    return (sp.Sum(_weights(j) * alpha[j, m], (j, 1, M)) - alpha[p, m]) / t
+
+
+def _grad_statement() -> sp.Expr:
+    return sp.Eq(sp.Derivative(row_loss(), f[m]), _grad_closed())
+
+
+def _grad_sum_statement() -> sp.Expr:
+    return sp.Eq(sp.Sum(sp.Derivative(row_loss(), f[m]), (m, 1, C)), 0)
+
+
+def _tau_closed() -> sp.Expr:
+    r""":math:`\partial\ell/\partial t = \big(\langle\alpha_p, f\rangle - \sum_j w_j
+    \langle\alpha_j, f\rangle\big)/t^2`."""
+    af_p = sp.Sum(alpha[p, c] * f[c], (c, 1, C))
+    af_j = sp.Sum(alpha[j, c] * f[c], (c, 1, C))
+    return (af_p - sp.Sum(_weights(j) * af_j, (j, 1, M))) / t**2
+
+
+def _tau_statement() -> sp.Expr:
+    return sp.Eq(sp.Derivative(row_loss(), t), _tau_closed())
+
+
+def _shifted(cc: Any) -> Any:
+    return f[cc] + kappa
+
+
+def _shift_statement() -> sp.Expr:
+    return sp.Eq(row_loss(logits=_shifted), row_loss())
+
+
+def _curvature_closed() -> sp.Expr:
+    r""":math:`\sum_j w_j(\mu_j - \bar\mu)^2/t^2` at the shifted logits, :math:`\mu_j =
+    \sum_c\alpha_{jc}`, :math:`\bar\mu = \sum_j w_j\mu_j`."""
+
+    def w(jj: Any) -> sp.Expr:
+        return sp.exp(score(jj, logits=_shifted)) / sp.Sum(
+            sp.exp(score(j, logits=_shifted)), (j, 1, M)
         )
-        - _g(y0),
-        ce + sp.log(q[y0]),
-    )
+
+    def mass(jj: Any) -> sp.Expr:
+        return sp.Sum(alpha[jj, c], (c, 1, C))
+
+    mbar = sp.Sum(w(j) * mass(j), (j, 1, M))
+    return sp.Sum(w(j) * mass(j) ** 2, (j, 1, M)) / t**2 - mbar**2 / t**2
 
 
-def _prove_hard_limit() -> Proof:
-    a0, mu_ = sp.symbols("a_0 mu", positive=True)
-    kk = sp.Symbol("K", positive=True)
-    # log(a + K mu) - log K = log(mu + a/K) (K (mu + a/K) = a + K mu), which tends to log mu
-    ok_lim = _zero(sp.expand(kk * (mu_ + a0 / kk)) - (a0 + kk * mu_)) and _zero(
-        sp.limit(sp.log(mu_ + a0 / kk), kk, sp.oo) - sp.log(mu_)
-    )
-    ok_e = _expectation_under_q_ok()
-    limit_expr = -_g(y0) + _lse_f()
-    ok_ce = _same(limit_expr, -(f[y0] / t - _lse_f()) + sp.log(q[y0]))
-    ok = ok_lim and ok_e and ok_ce
-    return Proof(
-        proved=ok,
-        method=(
-            "reduced to the strong law of large numbers: L_K - log K = -S_0 + log(e^{S_0} + K "
-            "mean_K e^{S_k}) - log K with mean_K -> mu a.s.; SymPy: log(a + K mu) - log K = "
-            "log(mu + a/K) -> log mu; E_{y~q} e^{g_y} = sum_y e^{f_y/t} (termwise simplify); "
-            "-g_y0 + log sum e^{f/t} - (CE + log q_y0) == 0. Scores are bounded, so the limit "
-            "also holds for E[L_K] (bounded convergence)"
-        ),
-        scope="symbolic C",
-        assumptions=("negatives y_k ~ q i.i.d.", "q_c > 0", "one-hot targets"),
-        detail=f"limit: {ok_lim}; expectation: {ok_e}; CE form: {ok_ce}",
-    )
+def _curvature_statement() -> sp.Expr:
+    return sp.Eq(sp.Derivative(row_loss(logits=_shifted), kappa, 2), _curvature_closed())
 
 
-def _soft_bound_statement() -> sp.Expr:
-    lhs = -sp.Sum(alpha0[c] * _g(c), (c, 1, C)) + sp.log(
-        sp.Sum(P[r] * sp.exp(sp.Sum(A[r, c] * _g(c), (c, 1, C))), (r, 1, R))
-    )
-    soft_ce = -sp.Sum(alpha0[c] * (f[c] / t - _lse_f()), (c, 1, C))
-    return sp.Le(lhs, soft_ce + sp.Sum(alpha0[c] * sp.log(q[c]), (c, 1, C)))
+def _uniform_statement() -> sp.Expr:
+    return sp.Eq(row_loss(noise=lambda cc: 1 / C), row_loss(noise=lambda cc: sp.Integer(1)))
 
 
-def _prove_soft_bound() -> Proof:
-    # (i) Jensen's lemma: exp is (strictly) convex
-    x = sp.Symbol("x", real=True)
-    ok_convex = bool(sp.diff(sp.exp(x), x, 2).is_positive)
-    # (ii) E_alpha sum_c alpha_c e^{g_c} = sum_c q_c e^{g_c} for E[alpha] = q (discrete law with
-    #      R support points: interchange the finite double sum, sum_r P_r A_rc = q_c)
-    multi = sp.Sum(P[r] * A[r, c] * sp.exp(_g(c)), (c, 1, C), (r, 1, R))
-    nested = sp.Sum(P[r] * sp.Sum(A[r, c] * sp.exp(_g(c)), (c, 1, C)), (r, 1, R))
-    ok_distrib = _same(sp.factor_terms(sp.Sum(multi.function, multi.limits[0])), nested.function)
-    sw = multi.reorder((0, 1))
-    inner = sp.factor_terms(sp.Sum(sw.function, sw.limits[0]))
-    mixed = sp.Sum(inner, sw.limits[1]).xreplace({sp.Sum(A[r, c] * P[r], (r, 1, R)): q[c]})
-    ok_mix = _zero(mixed - sp.Sum(q[c] * sp.exp(_g(c)), (c, 1, C)))
-    # (iii) = sum_c e^{f_c/t}
-    ok_e = _expectation_under_q_ok()
-    # (iv) -<alpha0, g> + log sum e^{f/t} == soft CE(alpha0) + <alpha0, log q> on the simplex
-    lhs = -sp.Sum(alpha0[c] * _g(c), (c, 1, C)) + _lse_f()
-    soft_ce = -sp.Sum(alpha0[c] * (f[c] / t - _lse_f()), (c, 1, C))
-    rhs = soft_ce + sp.Sum(alpha0[c] * sp.log(q[c]), (c, 1, C))
-    d = _pull_constants(sp.expand(lhs - rhs)).xreplace({sp.Sum(alpha0[c], (c, 1, C)): 1})
-    ok_ce = _zero(d)
-    ok = ok_convex and ok_distrib and ok_mix and ok_e and ok_ce
-    return Proof(
-        proved=ok,
-        method=(
-            "reduced to Jensen's inequality e^{<alpha, g>} <= sum_c alpha_c e^{g_c} on the "
-            "simplex (exp'' = exp > 0, strict: equality iff g is constant on supp alpha); "
-            "reduction checked symbolically: E_alpha sum_c alpha_c e^{g_c} = sum_c q_c e^{g_c} "
-            "(Sum.reorder of the finite double sum, sum_r P_r A_rc = q_c) = sum_c e^{f_c/t}; "
-            "-<alpha0, g> + log sum_c e^{f_c/t} - (soft CE + <alpha0, log q>) == 0 on the "
-            "simplex; then log and E are monotone"
-        ),
-        scope=(
-            "symbolic C; discrete target law with symbolic R support points (a general law "
-            "by the same linearity of expectation)"
-        ),
-        assumptions=(
-            "negatives alpha ~ P_alpha i.i.d. with E[alpha] = q, q_c > 0",
-            "targets on the simplex",
-            "strictness needs g non-constant on the support of some soft target in supp P",
-        ),
-        detail=(
-            f"convexity: {ok_convex}; distributivity: {ok_distrib}; mixture: {ok_mix}; "
-            f"E = sum e^f: {ok_e}; soft CE form: {ok_ce}"
-        ),
-    )
+def _identical_statement() -> sp.Expr:
+    return sp.Eq(row_loss(targets=lambda jj, cc: alpha0[cc]), sp.log(M))
 
 
-def _rate_statement() -> sp.Expr:
-    lk, linf, s0, mu_, var = sp.symbols("L_K L_infty S_0 mu sigma^2", real=True)
-    coeff = sp.exp(s0) / mu_ - var / (2 * mu_**2)
-    return sp.Eq(lk - sp.log(K) - linf, coeff / K + sp.O(1 / K**2, (K, sp.oo)))
-
-
-# ----------------------------------------------------------------------------- 7. extras
-
-
-def _gather_statement() -> sp.Expr:
-    off, i = sp.symbols("o i", integer=True)
-    return sp.Eq(info_nce(lambda jj: score(jj), pos=off + i), info_nce(lambda jj: score(jj)))
-
-
-def _nonneg_statement() -> sp.Expr:
-    return sp.Ge(info_nce(lambda jj: s[jj]), 0)
-
-
-def _prove_nonneg() -> Proof:
-    # sum_j E_j = E_p + R with R = sum_j (1 - delta_jp) E_j >= 0 (a sum of non-negative terms)
-    rest = sp.Sum((1 - sp.KroneckerDelta(j, p)) * Ee[j], (j, 1, M))
-    split = sp.Sum(Ee[j], (j, 1, M)) - Ee[p] - rest
-    ok_split = _zero(index_in_range(sp.expand(split).doit(), M, p))
-    # ell = log(sum_j E_j) - log E_p = log(1 + R/E_p) >= 0 for R >= 0, E_p > 0
-    rr = sp.Symbol("R", nonnegative=True)
-    ell = sp.log(Ee[p] + rr) - sp.log(Ee[p])
-    ok_form = _zero(sp.expand_log(ell - sp.log(1 + rr / Ee[p]), force=True))
-    ok_sign = bool(sp.log(1 + rr / Ee[p]).is_nonnegative)
-    ok = ok_split and ok_form and ok_sign
-    return Proof(
-        proved=ok,
-        method=(
-            "sum_j e^{S_j} = e^{S_p} + R, R = sum_j (1 - delta_jp) e^{S_j} (doit, Piecewise "
-            "resolved for 1 <= p <= M, simplify == 0); R >= 0 as a sum of non-negative terms "
-            "(lemma); ell = log(1 + R e^{-S_p}) and SymPy's assumptions give log(1 + R/E_p) >= 0"
-        ),
-        scope="symbolic M",
-        assumptions=("finite scores", "the positive is among the candidates (1 <= p <= M)"),
-        detail=f"split: {ok_split}; log1p form: {ok_form}; sign: {ok_sign}",
-    )
+def _single_statement() -> sp.Expr:
+    return sp.Eq(row_loss(pos=1, cands=1), 0)
 
 
 def _zero_noise_statement() -> sp.Expr:
-    masked = sp.Sum(alpha[j, c] * (f[c] / t - sp.log(q[c])), (c, 1, C - 1))
-    at_eps = sp.Sum(alpha[j, c] * (f[c] / t - sp.log((1 - eps) * q[c])), (c, 1, C - 1))
-    return sp.Eq(
-        info_nce(lambda jj: at_eps.xreplace({j: jj})), info_nce(lambda jj: masked.xreplace({j: jj}))
+    # q_eps = (1 - eps) q + eps e_z (q_z = 0), and the masked loss (the log q term of class z
+    # dropped, 0 log 0 := 0), both written per class with KroneckerDelta exponents
+    def q_eps(cc: Any) -> Any:
+        d = sp.KroneckerDelta(cc, z)
+        return ((1 - eps) * q[cc]) ** (1 - d) * eps**d
+
+    def q_masked(cc: Any) -> Any:
+        return q[cc] ** (1 - sp.KroneckerDelta(cc, z))
+
+    return sp.Eq(row_loss(noise=q_eps), row_loss(noise=q_masked))
+
+
+def _hard_limit_statement() -> sp.Expr:
+    lim = large_k_limit(
+        a0=lambda cc: sp.KroneckerDelta(cc, y0),
+        support=lambda rr, cc: sp.KroneckerDelta(cc, rr),
+        probs=lambda rr: q[rr],
+        points=C,
+    )
+    return sp.Eq(lim, nll() + sp.log(q[y0]))
+
+
+def _soft_bound_big() -> sp.Expr:
+    return soft_ce() + sp.Sum(alpha0[c] * sp.log(q[c]), (c, 1, C))
+
+
+def _soft_bound_statement() -> sp.Expr:
+    return sp.Le(large_k_limit(), _soft_bound_big())
+
+
+#: the witness: C = 2, t = 1, f = (1, 0), q = (1/2, 1/2), one soft support point (1/2, 1/2)
+_WITNESS: dict[Any, Any] = {
+    f[1]: 1,
+    f[2]: 0,
+    q[1]: sp.Rational(1, 2),
+    q[2]: sp.Rational(1, 2),
+    alpha0[1]: sp.Rational(1, 2),
+    alpha0[2]: sp.Rational(1, 2),
+    A[1, 1]: sp.Rational(1, 2),
+    A[1, 2]: sp.Rational(1, 2),
+    P[1]: 1,
+    t: 1,
+}
+
+
+def _strict_witness_statement() -> sp.Expr:
+    sizes = {C: 2, R: 1}
+    lim = large_k_limit().xreplace(sizes).doit().xreplace(_WITNESS)
+    big = _soft_bound_big().xreplace(sizes).doit().xreplace(_WITNESS)
+    return sp.Lt(lim, big, evaluate=False)
+
+
+def _limit_statement() -> sp.Expr:
+    return sp.Eq(sp.Limit(stratified_loss() - sp.log(K), K, sp.oo), large_k_limit())
+
+
+def _two_point(rr: Any) -> Any:
+    return pw * sp.KroneckerDelta(rr, 1) + (1 - pw) * sp.KroneckerDelta(rr, 2)
+
+
+def _rate_statement() -> sp.Expr:
+    lim = large_k_limit(probs=_two_point, points=2)
+    s0 = sp.Sum(alpha0[c] * _g(c), (c, 1, C))
+    w1 = sp.exp(sp.Sum(A[1, c] * _g(c), (c, 1, C)))
+    w2 = sp.exp(sp.Sum(A[2, c] * _g(c), (c, 1, C)))
+    mean = pw * w1 + (1 - pw) * w2
+    var = pw * (1 - pw) * (w1 - w2) ** 2
+    coeff = sp.exp(s0) / mean - var / (2 * mean**2)
+    # unevaluated: SymPy would otherwise try to compare the binomial sum with the O term
+    lhs = sp.Add(expected_loss_two_point(), -sp.log(K), -lim, evaluate=False)
+    rhs = sp.Add(coeff / K, sp.O(1 / K**2, (K, sp.oo)), evaluate=False)
+    return sp.Eq(lhs, rhs, evaluate=False)
+
+
+_i, _o, _w, _N = sp.symbols("i o w N", integer=True)
+
+
+def _gather_statement() -> sp.Expr:
+    # local row i of rank w, positive at offset o + i, against all M = N W gathered candidates;
+    # the global batch's row N w + i
+    return sp.Eq(row_loss(pos=_o + _i), row_loss(pos=_N * _w + _i))
+
+
+def _nonneg_statement() -> sp.Expr:
+    return sp.Ge(row_loss(), 0)
+
+
+def _positive_statement() -> sp.Expr:
+    return sp.Gt(row_loss(), 0)
+
+
+# ----------------------------------------------------------------------------- facts
+
+
+def _simplex_rows() -> tuple[sp.Basic, ...]:
+    """Every candidate target on the simplex (the sign is not needed by these identities)."""
+    return (sp.Eq(sp.Sum(alpha[J, c], (c, 1, C)), 1),)
+
+
+def _pos_range() -> tuple[sp.Basic, ...]:
+    return index_facts(M, p)
+
+
+def _large_k_facts() -> tuple[sp.Basic, ...]:
+    """alpha0 and every support point on the simplex, P a probability vector, E[alpha] = q."""
+    return (
+        sp.Eq(sp.Sum(alpha0[c], (c, 1, C)), 1),
+        sp.Eq(sp.Sum(A[J, c], (c, 1, C)), 1),
+        sp.Eq(sp.Sum(P[r], (r, 1, R)), 1),
+        sp.Eq(sp.Sum(P[r] * A[r, J], (r, 1, R)), q[J]),
     )
 
 
-def _prove_zero_noise() -> Proof:
-    # WLOG the zero class is class C; no candidate has mass on it, so its term is 0 in both
-    masked = sp.Sum(alpha[j, c] * (f[c] / t - sp.log(q[c])), (c, 1, C - 1))
-    at_eps = sp.Sum(alpha[j, c] * (f[c] / t - sp.log((1 - eps) * q[c])), (c, 1, C - 1))
-    d = sp.expand_log(at_eps - masked, force=True)
-    d = _pull_constants(sp.expand(d)).xreplace({sp.Sum(alpha[j, c], (c, 1, C - 1)): 1})
-    ok_shift = _zero(d + sp.log(1 - eps))
-    ok_cancel = _common_shift_cancels()
-    return Proof(
-        proved=ok_shift and ok_cancel,
-        method=(
-            "with alpha_jC = 0 (zero class relabelled to C): S_j(q_eps) - S_j(masked) = "
-            "-log(1 - eps) * sum_{c<C} alpha_jc = -log(1 - eps) on the simplex (expand_log, "
-            "factor_terms, simplify == 0); a common constant cancels (lemma)"
-        ),
-        scope="symbolic C, symbolic M",
-        assumptions=(
-            "q_C = 0 and alpha_jC = 0 for every candidate",
-            "q_eps = (1 - eps) q + eps e_C, 0 < eps < 1",
-            "targets on the simplex",
-        ),
-        detail=f"shift: {ok_shift}; cancels: {ok_cancel}",
+def _zero_noise_facts() -> tuple[sp.Basic, ...]:
+    return (
+        *_simplex_rows(),
+        sp.Eq(alpha[J, z], 0),
+        sp.Lt(eps, 1),
+        *index_facts(C, z),
     )
+
+
+# ----------------------------------------------------------------------------- certificates
+
+
+def _lse_partition() -> sp.Expr:
+    return sp.Sum(sp.exp(score(j)), (j, 1, M))
+
+
+def _row_bound(lemma_name: str) -> Reduction:
+    r"""``ell = log X - S_p = log_tangent(e^{S_p}/X) + (X - e^{S_p})/X``, ``X = sum_j e^{S_j}``;
+    the second term is ``1/X`` times the lemma ``sum_k a_k - a_p`` at ``a_k = e^{S_k}``."""
+    x = _lse_partition()
+    return Reduction(
+        uses=(
+            LemmaUse(LOG_TANGENT, {"u": sp.exp(score(p)) / x}),
+            LemmaUse(
+                get_lemma(lemma_name),
+                {"n": M, "a": lambda kk: sp.exp(score(kk)), "m": p},
+                1 / x,
+            ),
+        ),
+        steps=("expand_log",),
+    )
+
+
+def _soft_bound_certificate() -> Reduction:
+    r"""``big - small = log Z - log Y`` (``Z = sum_c e^{f_c/t}``, ``Y = sum_r P_r
+    e^{<A_r, g>}``, alpha0 on the simplex) ``= log_tangent(Y/Z) + (Z - Y)/Z`` and, with
+    ``E[alpha] = q``, ``Z = sum_r sum_c P_r A_rc e^{g_c}``, so ``Z - Y`` is the row-wise Jensen
+    gap of exp at the weights ``A_r``."""
+    zz = sp.Sum(sp.exp(f[c] / t), (c, 1, C))
+    yy = sp.Sum(P[r] * sp.exp(sp.Sum(A[r, c] * _g(c), (c, 1, C))), (r, 1, R))
+    return Reduction(
+        uses=(
+            LemmaUse(LOG_TANGENT, {"u": yy / zz}),
+            LemmaUse(
+                get_lemma("jensen_exp_rows"),
+                {
+                    "m": R,
+                    "n": C,
+                    "P": lambda rr: P[rr],
+                    "w": lambda rr, cc: A[rr, cc],
+                    "x": _g,
+                },
+                1 / zz,
+            ),
+        ),
+        steps=("swap_sums", "expand_log", "linear_sums", "facts"),
+    )
+
+
+_SHIFT_STEPS = ("linear_sums", "facts", "split_exp", "linear_sums", "expand_log")
 
 
 # ----------------------------------------------------------------------------- catalogue
 
-_SRC = "Hugger & Uhlmann 2024 (arXiv 2404.14076), official code loss.py"
+_NOTE_PROD = "production legs check the batch loss (mean over rows), whose rows are this loss"
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
@@ -485,118 +500,253 @@ CLAIMS: tuple[Claim, ...] = (
         family=FAMILY,
         kind="identity",
         text=(
-            "With one-hot targets, soft-target InfoNCE equals Ma & Collins' ranking NCE with "
-            "in-batch noise labels and the -log q_y correction."
+            "With one-hot candidate targets alpha_j = e_{y_j} (1 <= y_j <= C), the soft-target "
+            "InfoNCE row loss equals Ma & Collins' ranking NCE with the in-batch labels as noise "
+            "and the -log q_y correction."
         ),
         statement=_one_hot_statement,
         source=f"{_SRC} class InfoNCE (research note §1.4.1); Ma & Collins 2018 (arXiv 1809.01812)",
-        assumptions=("alpha_j = e_{y_j}", "q_y > 0 for the labels present"),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_one_hot,
+        tactic=Simplify(steps=("doit_delta", ("in_range", C, y[j], y[p]), "expand_log")),
+        facts=lambda: index_facts(C, y[j], y[p]),
+        uses=("soft_target_infonce", "ranking_nce"),
+        notes="the facts on y[j] hold for every candidate j (the summation index)",
     ),
     Claim(
         id=f"{FAMILY}.gradient",
         family=FAMILY,
         kind="gradient",
         text=(
-            "dL/df_ic = (1/(N t)) (sum_j w_ij alpha_jc - alpha_{pos(i)c}) with w_ij = "
-            "softmax_j S_ij, and it sums to 0 over classes for simplex targets."
+            "For one row, d ell / d f_m = (sum_j w_j alpha_jm - alpha_pm) / t with w_j = "
+            "softmax_j(S_j), for any real candidate targets."
         ),
         statement=_grad_statement,
         source=f"derived in research note §1.4.5 ({_SRC})",
-        assumptions=("t > 0", "simplex candidate targets (for the zero sum)"),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_gradient,
+        tactic=Differentiate(steps=("doit_delta", ("in_range", C, m), "linear_sums")),
+        facts=lambda: index_facts(C, m),
+        uses=("soft_target_infonce",),
+        notes="the batch mean over N rows adds the factor 1/N; " + _NOTE_PROD,
     ),
     Claim(
-        id=f"{FAMILY}.shift_invariance_iff_equal_mass",
+        id=f"{FAMILY}.gradient_zero_sum",
         family=FAMILY,
         kind="identity",
         text=(
-            "The loss is invariant under every per-row shift f_i -> f_i + c_i 1 if and only if "
-            "all candidate targets have the same total mass (true on the simplex)."
+            "When every candidate target sums to 1, the row gradient sums to zero over the "
+            "classes: sum_m d ell / d f_m = 0."
+        ),
+        statement=_grad_sum_statement,
+        source=f"research note §1.4.5 ({_SRC})",
+        evidence=("symbolic", "precise", "production"),
+        tactic=Simplify(
+            steps=(
+                "doit_delta",
+                ("in_range", C, m),
+                "linear_sums",
+                "swap_sums",
+                "linear_sums",
+                "facts",
+            )
+        ),
+        facts=lambda: (*index_facts(C, m), *_simplex_rows()),
+        uses=("soft_target_infonce",),
+        notes="the facts on m hold on the summation range; split from `gradient`",
+    ),
+    Claim(
+        id=f"{FAMILY}.temperature_gradient",
+        family=FAMILY,
+        kind="gradient",
+        text=(
+            "d ell / d t = (<alpha_p, f> - sum_j w_j <alpha_j, f>) / t^2 with w_j = "
+            "softmax_j(S_j) (log q is not divided by t, so it does not enter)."
+        ),
+        statement=_tau_statement,
+        source="derived here from the definition (learnable temperature; issue 14)",
+        evidence=("symbolic", "precise", "production"),
+        tactic=Differentiate(steps=("linear_sums",)),
+        facts=lambda: (),
+        uses=("soft_target_infonce",),
+        notes=_NOTE_PROD,
+    ),
+    Claim(
+        id=f"{FAMILY}.shift_invariance_equal_mass",
+        family=FAMILY,
+        kind="identity",
+        text=(
+            "If every candidate target has the same total mass mu (sum_c alpha_jc = mu for all "
+            "j; on the simplex mu = 1), the row loss is unchanged by a shift f -> f + kappa 1."
         ),
         statement=_shift_statement,
         source=f"research note §1.4.2 (derived from {_SRC})",
-        assumptions=("t > 0", "finite logits"),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_shift,
-        notes="only-if direction: the precise and production legs exhibit counterexamples",
+        tactic=Simplify(steps=_SHIFT_STEPS),
+        facts=lambda: (sp.Eq(sp.Sum(alpha[J, c], (c, 1, C)), mu),),
+        uses=("soft_target_infonce",),
+        notes=(
+            "the 'if' half of the former shift_invariance_iff_equal_mass; the 'only if' half "
+            "follows from shift_curvature_mass_variance"
+        ),
+    ),
+    Claim(
+        id=f"{FAMILY}.shift_curvature_mass_variance",
+        family=FAMILY,
+        kind="identity",
+        text=(
+            "Along a shift f -> f + kappa 1, d^2 ell / d kappa^2 = (sum_j w_j mu_j^2 - (sum_j "
+            "w_j mu_j)^2) / t^2, the w-weighted variance of the candidate masses mu_j = "
+            "sum_c alpha_jc over t^2 (w_j = softmax_j S_j at the shifted logits)."
+        ),
+        statement=_curvature_statement,
+        source=f"research note §1.4.2 (derived from {_SRC})",
+        evidence=("symbolic", "precise"),
+        tactic=Differentiate(steps=("linear_sums",)),
+        facts=lambda: (),
+        uses=("soft_target_infonce",),
+        notes=(
+            "with every w_j > 0, the variance vanishes only if all masses are equal: the loss is "
+            "invariant under all shifts only if the masses are equal (the precise leg also "
+            "exhibits the loss changing when one mass is doubled)"
+        ),
     ),
     Claim(
         id=f"{FAMILY}.uniform_noise_noop",
         family=FAMILY,
         kind="identity",
         text=(
-            "A uniform noise distribution q = 1/C leaves the loss unchanged (the log q "
-            "correction is a no-op)."
+            "When every candidate target sums to 1, the uniform noise distribution q = 1/C gives "
+            "the same row loss as no log q correction (q = 1)."
         ),
         statement=_uniform_statement,
         source=f"research note §1.4.3 (derived from {_SRC})",
-        assumptions=("simplex candidate targets",),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_uniform,
+        tactic=Simplify(steps=_SHIFT_STEPS),
+        facts=_simplex_rows,
+        uses=("soft_target_infonce",),
     ),
     Claim(
         id=f"{FAMILY}.degenerate_batches",
         family=FAMILY,
         kind="identity",
-        text="If all M candidates are identical the loss is log M for any logits; M = 1 gives 0.",
-        statement=_degenerate_statement,
+        text=(
+            "If all M candidate targets are identical, the row loss is log M for any logits, "
+            "noise distribution and temperature."
+        ),
+        statement=_identical_statement,
         source=f"research note §1.4.4 (derived from {_SRC})",
-        assumptions=("identical candidate targets",),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_degenerate,
+        tactic=Simplify(steps=("linear_sums", "expand_log")),
+        facts=lambda: (),
+        uses=("soft_target_infonce",),
+    ),
+    Claim(
+        id=f"{FAMILY}.single_candidate_zero",
+        family=FAMILY,
+        kind="identity",
+        text="With a single candidate (M = 1, the positive itself) the row loss is 0.",
+        statement=_single_statement,
+        source=f"research note §1.4.4 (derived from {_SRC})",
+        evidence=("symbolic", "precise", "production"),
+        tactic=Simplify(steps=("doit", "expand_log")),
+        facts=lambda: (),
+        uses=("soft_target_infonce",),
+        notes="split from degenerate_batches",
     ),
     Claim(
         id=f"{FAMILY}.large_k_hard_limit",
         family=FAMILY,
-        kind="limit",
+        kind="identity",
         text=(
-            "With hard targets and K negatives drawn from q, L_K - log K -> CE(f/t, y0) + "
-            "log q_y0 as K -> infinity (CE plus a parameter-free constant)."
+            "With one-hot targets (alpha0 = e_{y0}) and negatives drawn from q (support points "
+            "e_r with probabilities q_r, r = 1..C), the large-K limit -<alpha0, g> + log E "
+            "e^{<alpha, g>} equals CE(f/t, y0) + log q_{y0}: CE plus a parameter-free constant."
         ),
         statement=_hard_limit_statement,
         source="derived in research note §1.5 (hard-target case)",
-        assumptions=("negatives i.i.d. from q", "q_c > 0", "one-hot targets"),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_hard_limit,
+        tactic=Simplify(steps=("doit_delta", ("in_range", C, y0, r), "expand", "linear_sums")),
+        facts=lambda: (*index_facts(C, y0), *index_facts(C, r)),
+        uses=("large_k_limit", "nll"),
+        notes=(
+            "the facts on r hold on the summation range; that L_K - log K tends to this limit is "
+            "large_k_limit_stratified"
+        ),
+    ),
+    Claim(
+        id=f"{FAMILY}.large_k_limit_stratified",
+        family=FAMILY,
+        kind="limit",
+        text=(
+            "On the candidate set {alpha0} plus K P_r copies of each support point A_r, "
+            "L_K - log K tends to -<alpha0, g> + log sum_r P_r e^{<A_r, g>} as K -> infinity."
+        ),
+        statement=_limit_statement,
+        source="research note §1.5",
+        evidence=("symbolic", "precise", "production"),
+        tactic=ComputeLimit(steps=("expand",)),
+        facts=lambda: (),
+        uses=("stratified_loss", "large_k_limit"),
+        notes=(
+            "the stratified set realises the empirical law exactly; for i.i.d. negatives the "
+            "same limit holds almost surely (strong law of large numbers), not proved here"
+        ),
     ),
     Claim(
         id=f"{FAMILY}.large_k_soft_below_soft_ce",
         family=FAMILY,
         kind="inequality",
         text=(
-            "With soft targets and E[alpha] = q, the large-K limit -<alpha0, g> + log E e^{<alpha, "
-            "g>} is <= soft CE + <alpha0, log q>, with equality for one-hot targets and strict "
-            "inequality for soft ones: soft-target InfoNCE does not converge to soft-target CE."
+            "For targets on the simplex and a target law with E[alpha] = q, the large-K limit "
+            "-<alpha0, g> + log E e^{<alpha, g>} is <= soft CE(f/t, alpha0) + <alpha0, log q>."
         ),
         statement=_soft_bound_statement,
         source="derived in research note §1.5 (soft-target case)",
-        assumptions=(
-            "negatives i.i.d. from P_alpha with E[alpha] = q > 0",
-            "g = f/t - log q not constant on the support of the soft targets (strictness)",
-        ),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_soft_bound,
+        tactic=_soft_bound_certificate(),
+        facts=_large_k_facts,
+        uses=("large_k_limit", "soft_ce"),
+        notes=(
+            "equality for one-hot targets drawn from q is large_k_hard_limit; strictness in "
+            "general is not claimed (equality also holds when g is constant on every support), "
+            "see large_k_soft_strict_witness"
+        ),
+    ),
+    Claim(
+        id=f"{FAMILY}.large_k_soft_strict_witness",
+        family=FAMILY,
+        kind="inequality",
+        text=(
+            "The bound can be strict: at C = 2, t = 1, f = (1, 0), q = (1/2, 1/2) and the single "
+            "soft target alpha0 = A_1 = (1/2, 1/2), P_1 = 1, the large-K limit (0) is < soft CE + "
+            "<alpha0, log q> (log((1 + e)/2) - 1/2), so soft-target InfoNCE does not converge to "
+            "soft-target CE plus a constant."
+        ),
+        statement=_strict_witness_statement,
+        source="derived in research note §1.5 (soft-target case)",
+        evidence=("symbolic", "precise"),
+        tactic=Exact(steps=("doit",)),
+        facts=lambda: (),
+        uses=("large_k_limit", "soft_ce"),
     ),
     Claim(
         id=f"{FAMILY}.large_k_rate",
         family=FAMILY,
         kind="asymptotic",
         text=(
-            "E[L_K] - log K approaches the large-K limit at rate 1/K with coefficient "
-            "e^{S_0}/mu - Var(e^S)/(2 mu^2), mu = E e^S, S = <alpha, g>."
+            "For K i.i.d. negatives from a two-point target law pi delta_{A_1} + (1 - pi) "
+            "delta_{A_2}, E[L_K] - log K - L_inf = c/K + O(1/K^2) with c = e^{S_0}/mu - "
+            "Var(e^S)/(2 mu^2), mu = E e^S, S = <alpha, g>."
         ),
         statement=_rate_statement,
         source=(
             "delta method (research note §6.5; Nowozin 2018) applied to the large-K form of "
             "research note §1.5"
         ),
-        assumptions=("negatives i.i.d. from a discrete target law", "fixed positive alpha0"),
         evidence=("precise",),
+        uses=("expected_loss_two_point", "large_k_limit"),
         notes=(
-            "no symbolic leg: the O(1/K^2) remainder is not derived; checked by exact enumeration"
+            "no symbolic leg: the O(1/K^2) remainder of the binomial expectation is not derived; "
+            "checked by exact enumeration at 50 digits"
         ),
     ),
     Claim(
@@ -604,49 +754,84 @@ CLAIMS: tuple[Claim, ...] = (
         family=FAMILY,
         kind="algorithmic",
         text=(
-            "Per-rank losses with all-gathered candidates and offset N*rank reproduce the rows of "
-            "the loss on the global batch; candidates = targets with offset 0 is the local loss."
+            "A per-rank loss with all-gathered candidates and offset o = N w gives, for local "
+            "row i of rank w, the global batch's row N w + i."
         ),
         statement=_gather_statement,
         source=(
             "official code loss.py / train_engine.py: concat_all_gather, labels arange(N) + "
             "N*rank (research note §5.2)"
         ),
-        assumptions=("equal local batch sizes on every rank (drop_last)",),
         evidence=("production",),
+        facts=lambda: (sp.Eq(_o, _N * _w),),
+        uses=("soft_target_infonce",),
+        notes=(
+            "an implementation convention (equal local batch sizes, drop_last), checked on the "
+            "production loss; the production leg also checks that the default candidates = "
+            "targets, offset = 0 is the local loss"
+        ),
     ),
     Claim(
         id=f"{FAMILY}.nonnegative",
         family=FAMILY,
         kind="inequality",
-        text=(
-            "Every row loss is >= 0 (> 0 when M >= 2), so the InfoNCE mutual-information "
-            "estimate log M - L never exceeds log M."
-        ),
+        text="Every row loss is >= 0 when the positive is one of the candidates (1 <= p <= M).",
         statement=_nonneg_statement,
         source=(
             "standard InfoNCE ceiling (van den Oord et al. 2018; Poole et al. 2019), research "
             "note §6.2-§6.3"
         ),
-        assumptions=("finite scores", "the positive is one of the candidates"),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_nonneg,
+        tactic=_row_bound("sum_ge_term"),
+        facts=_pos_range,
+        uses=("soft_target_infonce",),
+        notes="equivalently the InfoNCE mutual-information estimate log M - ell is <= log M",
+    ),
+    Claim(
+        id=f"{FAMILY}.positive_several_candidates",
+        family=FAMILY,
+        kind="inequality",
+        text="With M >= 2 candidates (and 1 <= p <= M) every row loss is > 0.",
+        statement=_positive_statement,
+        source="standard (research note §6.2); split from nonnegative",
+        evidence=("symbolic", "precise", "production"),
+        tactic=_row_bound("sum_gt_term"),
+        facts=lambda: (*_pos_range(), sp.Ge(M, 2)),
+        uses=("soft_target_infonce",),
     ),
     Claim(
         id=f"{FAMILY}.zero_noise_masking",
         family=FAMILY,
         kind="identity",
         text=(
-            "For a class with q_c = 0 and no candidate mass, the masked loss (0 log 0 := 0) equals "
-            "the loss at q_eps = (1 - eps) q + eps e_c for every eps in (0, 1), hence its limit."
+            "For a class z on which no candidate puts mass (alpha_jz = 0, targets on the "
+            "simplex), the loss with the log q term of class z dropped (the 0 log 0 := 0 "
+            "policy) equals the loss at q_eps = (1 - eps) q + eps e_z (q_z = 0), for every eps "
+            "in (0, 1)."
         ),
         statement=_zero_noise_statement,
         source=(
             "this library's zero-probability policy; the official code gives NaN (research "
             "note §5.3)"
         ),
-        assumptions=("no candidate puts mass on the zero-probability class", "simplex targets"),
         evidence=("symbolic", "precise", "production"),
-        prove=_prove_zero_noise,
+        tactic=Simplify(
+            steps=(
+                "expand_log",
+                "linear_sums",
+                "doit_delta",
+                ("in_range", C, z),
+                "facts",
+                "factor_terms",
+                "expand_log",
+            )
+        ),
+        facts=_zero_noise_facts,
+        uses=("soft_target_infonce",),
+        notes=(
+            "q_eps and the masked q are written per class with KroneckerDelta exponents: "
+            "q_eps,c = ((1 - eps) q_c)^(1 - delta_cz) eps^delta_cz, masked q_c^(1 - delta_cz); "
+            "the value of q_z is irrelevant (alpha_jz = 0), in particular q_z = 0"
+        ),
     ),
 )

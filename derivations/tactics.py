@@ -34,12 +34,29 @@ equivalence under the stated premise:
 
 * ``"doit"``, ``"expand"``, ``"together"``, ``"cancel"``, ``"factor"``, ``"powsimp"``,
   ``"simplify"``: SymPy's own transformations (identities);
+* ``"derivatives"``: evaluate the unevaluated ``Derivative`` objects only (``doit`` would also
+  try to evaluate every ``Sum`` in closed form, which is slow on symbolic-size sums);
 * ``"linear_sums"``: linearity of a finite ``Sum`` (constants pulled out, sums of terms split);
+* ``"swap_sums"``: Fubini for finite sums, the two limits of a double sum exchanged where neither
+  range depends on the other dummy;
+* ``"doit_delta"``: ``doit`` on ``Derivative`` objects (not deep) and on the innermost sums whose
+  summand holds a ``KroneckerDelta`` only (SymPy 1.14's full ``doit`` mis-evaluates some sums of
+  ``exp(Piecewise(...))`` over a symbolic range);
+* ``"split_exp"``: ``exp(a + b) = exp(a) exp(b)`` for an ``Add`` argument (``"expand"`` would also
+  turn ``exp(Sum)`` into a ``Product``);
 * ``"canon"``: rename summation dummies canonically (alpha-equivalence);
+* ``"merge_sums"``: linearity read backwards: ``c1*Sum(f, (k, a, b)) + c2*Sum(g, (j, a, b))``
+  becomes one ``Sum(c1*f + c2*g)`` over a fresh dummy (same bounds, single-limit sums);
+* ``"cancel_summands"``: SymPy's ``cancel`` applied inside every ``Sum``'s summand;
+* ``"factor_terms"``: SymPy's ``factor_terms`` (common factors pulled out, also inside
+  function arguments, e.g. ``log(m*a + m*b) -> log(m*(a + b))``);
+* ``"delta_sums"``: ``Sum(f * KroneckerDelta(i, k), (k, a, b)) -> f(k := i)`` for the terms
+  whose ``a <= i <= b`` the facts entail (use :func:`index_facts`); other terms stay summed;
 * ``"expand_log"``: ``log(a*b) = log a + log b``, ``log(a**r) = r log a``; the engine applies it
   only where it can show every factor positive from the symbols' assumptions and the facts;
 * ``"facts"``: rewrite with the claim's ``Eq`` facts, left to right (also done before the final
-  zero test);
+  zero test); an ``Eq`` fact whose left side holds a ``sympy.Wild`` is a schema, true for every
+  value of the Wild (e.g. ``Eq(Sum(alpha[j_, c], (c, 1, C)), 1)``: every candidate on the simplex);
 * ``("in_range", upper, i, ...)``: resolve the ``Piecewise`` that ``Sum(KroneckerDelta(k, i))``
   produces, under ``1 <= i <= upper``; the engine requires those facts among the claim's facts
   (use :func:`index_facts`).
@@ -79,11 +96,14 @@ class ComputeLimit:
 class LHopital:
     """``Eq(Limit(n/d, x, x0), v)`` by l'Hôpital's rule: both vanish at ``x0`` (after ``steps``
     and the facts), ``d'(x0) != 0`` and ``n'(x0)/d'(x0) - v`` rewrites to 0. ``numerator`` and
-    ``denominator`` say how to split the limit's argument (they must multiply back to it)."""
+    ``denominator`` say how to split the limit's argument (they must multiply back to it).
+    ``order=r`` applies the rule r times: ``n`` and ``d`` and their derivatives of order < r
+    vanish at ``x0``, ``d^(r)(x0) != 0`` and ``n^(r)(x0)/d^(r)(x0) - v`` rewrites to 0."""
 
     numerator: Any
     denominator: Any
     steps: tuple[Step, ...] = ()
+    order: int = 1
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,9 @@ class LemmaUse:
 @dataclass(frozen=True)
 class Reduction:
     """An inequality reduced to lemmas: ``big - small == sum(u.factor * u.lemma.gap(u.instance))
-    + sum(extra)`` (after ``steps`` and the facts)."""
+    + sum(extra)`` (after ``steps`` and the facts). A strict inequality needs one extra term
+    shown > 0, or a strict lemma (``Lemma.strict``: its check proves ``gap > 0``) whose factor
+    is shown > 0."""
 
     uses: tuple[LemmaUse, ...]
     extra: tuple[Any, ...] = ()

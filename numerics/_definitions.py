@@ -63,7 +63,7 @@ def definition_leg(
     rng = random.Random(cfg.seed_for(defn.id))
     with mpmath.workdps(cfg.dps + 10):
         tally = Tally("definition", rtol=mpmath.mpf(10) ** (-(cfg.dps - 10)), dps=cfg.dps)
-        for _ in range(cfg.points(n, max(2, n // 3))):
+        for _ in range(cfg.points(n, 2)):
             sizes, point = sample(rng)
             got = evaluate(defn, sizes, point, cfg.dps)
             want = mpmath.mpf(oracle(sizes, point))

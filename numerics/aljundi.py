@@ -15,6 +15,7 @@ to raw embeddings and prototypes.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -22,8 +23,10 @@ from typing import Any
 import numpy as np
 from mpmath import mp
 
+import derivations.aljundi as D
 from derivations import CheckConfig, LegRegistry, LegResult, Tally
 from numerics import cross_entropy as ce_oracle
+from numerics._definitions import definition_leg
 from numerics._mp import dot, mat, mpf, norm, workdps
 from numerics.sincere import _diff_logits, flat, flatten_views, share_minus_uniform, unit_rows
 
@@ -337,18 +340,13 @@ def _ce_gradient(cfg: CheckConfig) -> LegResult:
                 for i in range(len(t))
             ]
             tally.close_normwise(flat(closed), flat(numeric), f"case {c} logits")
-            for i, y in enumerate(labels):
-                tally.holds(-closed[i][y], f"case {c}: own prototype attracted")
-                for k in range(len(t[0])):
-                    if k != y and not closed[i][k] > 0:
-                        tally.fail(f"case {c}: prototype {k} not repelled from anchor {i}")
         for c in range(cfg.points(2, 1)):
             emb, protos, tau = _emb_case(rng, 3, 3)
             labels = [0, 2, 2]
             gz, gw = prototype_ce_grad(emb, labels, protos, tau)
             numeric = _diff_all(partial(_ce_value, labels, tau), emb, protos)
             tally.close_normwise(flat(gz) + flat(gw), numeric, f"embedding/prototype case {c}")
-    return tally.result("p - e_y vs mpmath.diff; signs; embedding and prototype gradients")
+    return tally.result("p - e_y vs mpmath.diff; embedding and prototype gradients")
 
 
 @PRECISE.register("aljundi.esupcon_reduces_to_prototype_ce")
@@ -357,7 +355,7 @@ def _reduction(cfg: CheckConfig) -> LegResult:
     tally = Tally("precise", rtol=1e-40, atol=1e-45, dps=cfg.dps)
     with workdps(cfg.dps):
         for c in range(cfg.points(20, 5)):
-            kk, dim = int(rng.integers(2, 6)), 3
+            kk, dim = int(rng.integers(1, 6)), 3
             protos = (rng.standard_normal((kk, dim)) * 2).tolist()
             tau = float(10 ** rng.uniform(-2, 1))
             one = [rng.standard_normal(dim).tolist()]
@@ -365,20 +363,79 @@ def _reduction(cfg: CheckConfig) -> LegResult:
             tally.close(
                 esupcon(one, y, protos, tau), prototype_ce(one, y, protos, tau), f"case {c}: B = 1"
             )
-            # distinct labels: no anchor has a same-class sample
-            nl = int(rng.integers(2, kk + 1))
+    return tally.result("B = 1: ESupCon = prototype CE (50 digits)")
+
+
+def _no_sample_leg(cfg: CheckConfig, claim_id: str, identity: bool) -> LegResult:
+    """Batches with distinct labels: no anchor has a same-class sample. ``identity``: ESupCon
+    = CE + log(1 + Z_N/Z_K) (the closed form written here); otherwise ESupCon - CE >= 0."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("precise", rtol=1e-40, atol=1e-45 if identity else 0, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for c in range(cfg.points(20, 5)):
+            kk, dim = int(rng.integers(2, 6)), 3
+            protos = (rng.standard_normal((kk, dim)) * 2).tolist()
+            tau = float(10 ** rng.uniform(-2, 1))
+            nl = int(rng.integers(1, kk + 1))
             labels = [int(v) for v in rng.permutation(kk)[:nl]]
             emb = (rng.standard_normal((nl, dim)) * 2).tolist()
             s, t = logits(emb, protos, tau)
             es, cer = esupcon_rows(s, t, labels), proto_ce_rows(t, labels)
             for i in range(nl):
-                extra = mp.log1p(
-                    mp.fsum(mp.exp(s[i][a]) for a in range(nl) if a != i)
-                    / mp.fsum(mp.exp(v) for v in t[i])
-                )
-                tally.close(es[i], cer[i] + extra, f"case {c} anchor {i}: CE + log(1 + Z_N/Z_K)")
-                tally.holds(es[i] - cer[i], f"case {c} anchor {i}: >= CE")
-    return tally.result("B = 1 equality; no same-class sample: CE + log(1 + Z_N/Z_K) >= CE")
+                if identity:
+                    extra = mp.log1p(
+                        mp.fsum(mp.exp(s[i][a]) for a in range(nl) if a != i)
+                        / mp.fsum(mp.exp(v) for v in t[i])
+                    )
+                    tally.close(es[i], cer[i] + extra, f"case {c} anchor {i}: CE + log1p")
+                else:
+                    tally.holds(es[i] - cer[i], f"case {c} anchor {i}: >= CE")
+    return tally.result("no same-class sample: ESupCon vs CE + log(1 + Z_N/Z_K) / >= CE")
+
+
+@PRECISE.register("aljundi.esupcon_no_same_class_sample")
+def _no_sample(cfg: CheckConfig) -> LegResult:
+    return _no_sample_leg(cfg, "aljundi.esupcon_no_same_class_sample", True)
+
+
+@PRECISE.register("aljundi.esupcon_no_same_class_sample_ge_ce")
+def _no_sample_ge(cfg: CheckConfig) -> LegResult:
+    return _no_sample_leg(cfg, "aljundi.esupcon_no_same_class_sample_ge_ce", False)
+
+
+def _ce_sign_leg(cfg: CheckConfig, claim_id: str, own: bool) -> LegResult:
+    """Sign of the prototype CE logit gradient (closed form; mpmath.diff on the first cases):
+    <= 0 on the own prototype (``own``), > 0 on every other."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("precise", rtol=1e-25, atol=0, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for c in range(cfg.points(30, 8)):
+            _, t, labels = random_case(rng)
+            closed = proto_ce_logit_grad(t, labels, reduction="sum")
+            for i, y in enumerate(labels):
+                for k in [y] if own else [k for k in range(len(t[0])) if k != y]:
+                    v, where = closed[i][k], f"case {c}: anchor {i}, prototype {k}"
+                    tally.holds(-v if own else v, where)
+                    if not own and not v > 0:
+                        tally.fail(where + " not repelled")
+                    if c < 2 and abs(v) > mpf(10) ** -30:
+                        row = partial(_ce_row, labels, i)
+                        tally.close(v, _diff_logits(row, t, i, k), where + " vs mpmath.diff")
+    return tally.result("sign of p - e_y on the " + ("own" if own else "other") + " prototypes")
+
+
+def _ce_row(labels: list[int], i: int, t: Any) -> Any:
+    return proto_ce_rows(t, labels)[i]
+
+
+@PRECISE.register("aljundi.prototype_ce_attracts_own_prototype")
+def _ce_own(cfg: CheckConfig) -> LegResult:
+    return _ce_sign_leg(cfg, "aljundi.prototype_ce_attracts_own_prototype", True)
+
+
+@PRECISE.register("aljundi.prototype_ce_repels_other_prototypes")
+def _ce_others(cfg: CheckConfig) -> LegResult:
+    return _ce_sign_leg(cfg, "aljundi.prototype_ce_repels_other_prototypes", False)
 
 
 @PRECISE.register("aljundi.esupcon_logit_gradient")
@@ -412,71 +469,77 @@ def _term(s: Any, t: Any, labels: Sequence[int], i: int, u: int) -> Any:
     return mp.log1p(mp.fsum(mp.exp(vals[v] - vals[u]) for v in range(len(vals)) if v != u))
 
 
+def _cross_leg(cfg: CheckConfig, claim_id: str, value: bool) -> LegResult:
+    """For every anchor and every pair of distinct positive entries u != q (same-class samples
+    and the own prototype): mpmath.diff of the single term l_iu in the entry q. ``value``: it
+    equals the softmax share R_q (the cross gradient); otherwise it is > 0 (repulsion)."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("precise", rtol=1e-30, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for c in range(cfg.points(8, 3)):
+            s, t, labels = random_case(rng, 2, 6)
+            scale = float(10 ** rng.uniform(-1, 1))
+            s = [[v * scale / (1 + abs(v)) for v in r] for r in s]  # moderate logits
+            t = [[v * scale / (1 + abs(v)) for v in r] for r in t]
+            for i in range(len(labels)):
+                vals, is_pos = _entries(s, t, labels, i)
+                pos_idx = [e for e in range(len(vals)) if is_pos[e]]
+                for uu in pos_idx:
+                    for qq in pos_idx:
+                        if uu == qq:
+                            continue
+                        d = mp.diff(partial(_cross, s, t, labels, i, uu, qq), vals[qq])
+                        where = f"case {c}: anchor {i}, d l_(entry {uu}) / d entry {qq}"
+                        if value:
+                            share = 1 / mp.fsum(mp.exp(v - vals[qq]) for v in vals)
+                            tally.close(d, share, where + " = R")
+                        else:
+                            tally.holds(d, where)
+                            if not d > 0:
+                                tally.fail(where + " is not > 0")
+    return tally.result("single-term cross derivatives (mpmath.diff of the oracle's term)")
+
+
+@PRECISE.register("aljundi.esupcon_per_term_cross_gradient")
+def _cross_gradient(cfg: CheckConfig) -> LegResult:
+    return _cross_leg(cfg, "aljundi.esupcon_per_term_cross_gradient", True)
+
+
 @PRECISE.register("aljundi.esupcon_same_class_repulsion")
 def _repulsion(cfg: CheckConfig) -> LegResult:
-    rng = np.random.default_rng(cfg.seed_for("aljundi.esupcon_same_class_repulsion"))
-    tally = Tally("precise", rtol=1e-30, atol=1e-40, dps=cfg.dps)
-    counts = {
-        "samples_repelled": 0,
-        "samples_attracted": 0,
-        "own_proto_repelled": 0,
-        "own_proto_attracted": 0,
-        "no_positive_anchors": 0,
-    }
+    return _cross_leg(cfg, "aljundi.esupcon_same_class_repulsion", False)
+
+
+@PRECISE.register("aljundi.esupcon_own_prototype_attracted_without_samples")
+def _own_attracted(cfg: CheckConfig) -> LegResult:
+    """Anchors without a same-class sample and with another-class sample: the closed-form
+    gradient on the own prototype is < 0 (mpmath.diff on the first cases)."""
+    rng = np.random.default_rng(cfg.seed_for("aljundi.esupcon_own_prototype_attracted"))
+    tally = Tally("precise", rtol=1e-25, atol=0, dps=cfg.dps)
+    seen = 0
     with workdps(cfg.dps):
-        cases = []
-        # constructed: anchor 0 (class 0) with its prototype far ahead (prototype repelled), then
-        # with its same-class sample far ahead (sample repelled); negatives at -5
-        for hi_proto in (True, False):
-            s0 = [[mpf(0), mpf(0 if hi_proto else 5), mpf(-5)], [mpf(0)] * 3, [mpf(0)] * 3]
-            t0 = [[mpf(5 if hi_proto else 0), mpf(-5)], [mpf(0)] * 2, [mpf(0)] * 2]
-            cases.append((s0, t0, [0, 0, 1]))
-        for _ in range(cfg.points(10, 3)):
-            s, t, labels = random_case(rng, 3, 7)
-            scale = float(10 ** rng.uniform(-1, 1))
-            s = [[v * scale / (1 + abs(v)) for v in r] for r in s]  # moderate logits: both signs
-            t = [[v * scale / (1 + abs(v)) for v in r] for r in t]
-            cases.append((s, t, labels))
-        for c, (s, t, labels) in enumerate(cases):
-            g, h = esupcon_logit_grad(s, t, labels, reduction="sum")
-            nl = len(labels)
-            for i in range(nl):
-                vals, is_pos = _entries(s, t, labels, i)
-                pos_idx = [u for u in range(len(vals)) if is_pos[u]]
-                share = [1 / mp.fsum(mp.exp(v - vals[u]) for v in vals) for u in range(len(vals))]
-                thresh = mpf(1) / len(pos_idx)
-                # cross derivatives of single terms: d l_iu / d c_iq = R_iq > 0 (q != u positive)
-                u, q = pos_idx[0], pos_idx[-1]
-                if u != q:
-                    d = mp.diff(partial(_cross, s, t, labels, i, u, q), vals[q])
-                    tally.close(d, share[q], f"case {c}: d l_iu / d c_iq anchor {i}")
-                # net signs: same-class samples, then own prototype
-                others = [a for a in range(nl) if a != i]
-                for idx, a in enumerate(others):
-                    if labels[a] == labels[i]:
-                        if (g[i][a] > 0) != (share[idx] > thresh):
-                            tally.fail(
-                                f"case {c}: sample {a} of anchor {i}: sign not iff R > 1/(|P|+1)"
-                            )
-                        counts["samples_repelled" if g[i][a] > 0 else "samples_attracted"] += 1
-                y = labels[i]
-                if (h[i][y] > 0) != (share[len(others) + y] > thresh):
-                    tally.fail(f"case {c}: own prototype of anchor {i}: sign not iff R > 1/(|P|+1)")
-                counts["own_proto_repelled" if h[i][y] > 0 else "own_proto_attracted"] += 1
-                if len(pos_idx) == 1:
-                    counts["no_positive_anchors"] += 1
-                    if not h[i][y] < 0:
-                        tally.fail(
-                            f"case {c}: anchor {i} without same-class sample repels its prototype"
-                        )
-                    tally.holds(-h[i][y], f"case {c}: own prototype attracted (|P| = 0)")
-    if counts["samples_repelled"] == 0 or counts["own_proto_repelled"] == 0:
-        tally.fail(f"repulsion not exhibited: {counts}")
-    return tally.result(
-        "single-term cross derivatives = R > 0; net repulsion iff R > 1/(|P|+1) for same-class "
-        "samples and the own prototype; |P| = 0: prototype always attracted",
-        **counts,
-    )
+        for c in range(cfg.points(20, 6)):
+            s, t, labels = random_case(rng, 2, 7)
+            _, h = esupcon_logit_grad(s, t, labels, reduction="sum")
+            for i, y in enumerate(labels):
+                others = [a for a in range(len(labels)) if a != i]
+                if any(labels[a] == y for a in others) or not others:
+                    continue
+                seen += 1
+                where = f"case {c} {labels}: anchor {i}, own prototype"
+                tally.holds(-h[i][y], where)
+                if not h[i][y] < 0:
+                    tally.fail(where + " not attracted")
+                if c < 3 and abs(h[i][y]) > mpf(10) ** -30:
+                    num = _diff_logits(partial(_es_row_of_t, labels, s, i), t, i, y)
+                    tally.close(h[i][y], num, where + " vs mpmath.diff")
+    if not seen:
+        tally.fail("no anchor without same-class samples was drawn")
+    return tally.result("|P| = 0, |N| >= 1: d l / d t_iy < 0 (closed form, mpmath.diff)")
+
+
+def _es_row_of_t(labels: list[int], s: Any, i: int, t: Any) -> Any:
+    return esupcon_rows(s, t, labels)[i]
 
 
 def _cross(s: Any, t: Any, labels: Sequence[int], i: int, u: int, q: int, v: Any) -> Any:
@@ -490,21 +553,176 @@ def _cross(s: Any, t: Any, labels: Sequence[int], i: int, u: int, q: int, v: Any
     return _term(ss, tt, labels, i, u)
 
 
-@PRECISE.register("aljundi.esupcon_lower_bound")
-def _lower_bound(cfg: CheckConfig) -> LegResult:
-    rng = np.random.default_rng(cfg.seed_for("aljundi.esupcon_lower_bound"))
+def _lower_bound_leg(cfg: CheckConfig, claim_id: str, with_samples: bool) -> LegResult:
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
     tally = Tally("precise", rtol=0, atol=1e-40, dps=cfg.dps)
     with workdps(cfg.dps):
         for c in range(cfg.points(30, 8)):
             s, t, labels = random_case(rng, 1, 8)
             for i, v in enumerate(esupcon_rows(s, t, labels)):
                 n_pos = sum(1 for a in range(len(labels)) if a != i and labels[a] == labels[i])
-                tally.holds(v - mp.log(n_pos + 1), f"case {c} anchor {i}")
+                if (n_pos >= 1) == with_samples:
+                    tally.holds(v - mp.log(n_pos + 1), f"case {c} anchor {i} (|P| = {n_pos})")
     return tally.result("l_i - log(|P(i)| + 1) >= 0, logits up to ~1e2.5 in scale")
 
 
+@PRECISE.register("aljundi.esupcon_lower_bound")
+def _lower_bound(cfg: CheckConfig) -> LegResult:
+    return _lower_bound_leg(cfg, "aljundi.esupcon_lower_bound", True)
+
+
+@PRECISE.register("aljundi.esupcon_lower_bound_no_sample")
+def _lower_bound_no_sample(cfg: CheckConfig) -> LegResult:
+    return _lower_bound_leg(cfg, "aljundi.esupcon_lower_bound_no_sample", False)
+
+
+# ----------------------------------------------------------------------------- temperature
+
+
+def anchor_tau_grad(
+    s_row: Sequence[Any], t_row: Sequence[Any], labels: Sequence[int], i: int, tau: Any, kind: str
+) -> Any:
+    """Closed-form d l_i / d tau at similarities (logits = similarity / tau), from the claims:
+    CE: (cos_y - sum_c p_c cos_c)/tau^2; ESupCon: (mean positive similarity - sum_a R_a a)/tau^2
+    over the contrast set (other samples and prototypes)."""
+    tt = mpf(tau)
+    y = labels[i]
+    if kind == "ce":
+        vals, pos = [mpf(v) for v in t_row], [y]
+    else:
+        vals, flags = _entries({i: s_row}, {i: t_row}, labels, i)
+        vals = [mpf(v) for v in vals]
+        pos = [e for e, f in enumerate(flags) if f]
+    top = max(vals)
+    w = [mp.exp((v - top) / tt) for v in vals]
+    mean_all = mp.fsum(wi * v for wi, v in zip(w, vals, strict=True)) / mp.fsum(w)
+    mean_pos = mp.fsum(vals[e] for e in pos) / len(pos)
+    return (mean_pos - mean_all) / tt**2
+
+
+def _tau_leg(cfg: CheckConfig, claim_id: str, kind: str) -> LegResult:
+    """The closed form against mpmath.diff of the oracle's anchor loss in tau (similarities
+    fixed, logits = similarities / tau)."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("precise", rtol=1e-30, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for c in range(cfg.points(8, 3)):
+            s, t, labels = random_case(rng, 1, 6)
+            s = [[v / (1 + abs(v)) for v in r] for r in s]  # cosine-like similarities
+            t = [[v / (1 + abs(v)) for v in r] for r in t]
+            tau = mpf(float(10 ** rng.uniform(-1, 0.5)))
+            for i in range(len(labels)):
+
+                def f(x: Any, i: int = i, case: Any = (s, t, labels)) -> Any:
+                    ss, tt, lab = case
+                    st = [[v / x for v in r] for r in ss]
+                    th = [[v / x for v in r] for r in tt]
+                    if kind == "ce":
+                        return proto_ce_rows(th, lab)[i]
+                    return _es_row_of_t(lab, st, i, th)
+
+                closed = anchor_tau_grad(s[i], t[i], labels, i, tau, kind)
+                tally.close(closed, mp.diff(f, tau), f"case {c} anchor {i} tau={float(tau):.3g}")
+    return tally.result("closed-form dl/dtau vs mpmath.diff of the oracle in tau (50 digits)")
+
+
+@PRECISE.register("aljundi.prototype_ce_temperature_gradient")
+def _ce_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(cfg, "aljundi.prototype_ce_temperature_gradient", "ce")
+
+
+@PRECISE.register("aljundi.esupcon_temperature_gradient")
+def _es_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(cfg, "aljundi.esupcon_temperature_gradient", "es")
+
+
+# ----------------------------------------------------------------------------- definitions
+
+DEFINITION = LegRegistry("definition")
+
+#: definition name -> (oracle adapter, seeded point sampler), as used by the definition legs
+DEFINITION_ORACLES: dict[str, tuple[Any, Any]] = {}
+
+
+def _anchor(sizes: Any, pt: Any) -> tuple[dict[int, list[Any]], dict[int, list[Any]], list[int]]:
+    """Anchor 0 of class y - 1 with m same-class and M other-class samples (logits over tau;
+    the other-class samples get label K, a class without prototype) and its K prototypes."""
+    mm, nn, kk = sizes[D.m], sizes[D.M], sizes[D.K]
+    tau, y = mpf(pt[D.tau]), int(pt[D.y]) - 1
+    sims = [mpf(0), *list(pt[D.s])[:mm], *list(pt[D.u])[:nn]]
+    labels = [y] * (mm + 1) + [kk] * nn
+    return {0: [v / tau for v in sims]}, {0: [mpf(v) / tau for v in pt[D.cos]]}, labels
+
+
+def _es_anchor(sizes: Any, pt: Any) -> Any:
+    s, t, labels = _anchor(sizes, pt)
+    vals, is_pos = _entries(s, t, labels, 0)
+    pos = [e for e in range(len(vals)) if is_pos[e]]
+    return mp.fsum(_term(s, t, labels, 0, e) for e in pos) / len(pos)
+
+
+def _sample(rng: random.Random, *, term: bool = False) -> Any:
+    mm, nn, kk = rng.randint(1 if term else 0, 3), rng.randint(0, 3), rng.randint(1, 4)
+    point: dict[Any, Any] = {
+        D.s: [rng.uniform(-1, 1) for _ in range(mm)] or [0.0],  # unused entries when empty
+        D.u: [rng.uniform(-1, 1) for _ in range(nn)] or [0.0],
+        D.cos: [rng.uniform(-1, 1) for _ in range(kk)],
+        D.tau: 10 ** rng.uniform(-1, 0.3),
+        D.y: rng.randint(1, kk),
+    }
+    if term:
+        point[D.b] = rng.randint(1, mm)
+    return {D.m: mm, D.M: nn, D.K: kk}, point
+
+
+def _register_definitions() -> None:
+    from numerics.infonce import ranking_nce_rows
+
+    def ce(sizes: Any, pt: Any) -> Any:
+        _, t, labels = _anchor(sizes, pt)
+        return proto_ce_rows([t[0]], [labels[0]])[0]
+
+    def keys(sizes: Any, pt: Any) -> Any:  # InfoNCE oracle of the infonce family
+        _, t, labels = _anchor(sizes, pt)
+        y = labels[0]
+        return ranking_nce_rows([[t[0][y]] + [v for k, v in enumerate(t[0]) if k != y]])[0]
+
+    def sample_term(sizes: Any, pt: Any) -> Any:
+        s, t, labels = _anchor(sizes, pt)
+        return _term(s, t, labels, 0, int(pt[D.b]) - 1)  # entries: samples 1..m first
+
+    def proto_term(sizes: Any, pt: Any) -> Any:
+        s, t, labels = _anchor(sizes, pt)
+        return _term(s, t, labels, 0, sizes[D.m] + sizes[D.M] + labels[0])
+
+    table: dict[str, tuple[Any, Any]] = {
+        "prototype_ce": (ce, _sample),
+        "prototype_infonce": (keys, _sample),
+        "esupcon": (_es_anchor, _sample),
+        "esupcon_sample_term": (sample_term, partial(_sample, term=True)),
+        "esupcon_prototype_term": (proto_term, _sample),
+    }
+    DEFINITION_ORACLES.update(table)
+    defs = {d.name: d for d in D.DEFINITIONS}
+    for name, (oracle, sample) in table.items():
+        defn = defs[name]
+
+        def leg(
+            cfg: CheckConfig, defn: Any = defn, oracle: Any = oracle, sample: Any = sample
+        ) -> Any:
+            return definition_leg(defn, sample, oracle, cfg, n=8)
+
+        DEFINITION.register(defn.id)(leg)
+
+
+_register_definitions()
+
+
 __all__ = [
+    "DEFINITION",
+    "DEFINITION_ORACLES",
     "PRECISE",
+    "anchor_tau_grad",
     "chain_rule",
     "esupcon",
     "esupcon_grad",

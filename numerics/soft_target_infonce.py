@@ -31,14 +31,18 @@ two-point target distribution (:func:`expected_loss_two_point`, binomial enumera
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from mpmath import mp
 
+import derivations.soft_target_infonce as D
 from derivations import CheckConfig, LegRegistry, LegResult, Tally
 from numerics import cross_entropy as ce_oracle
+from numerics._definitions import definition_leg
 from numerics._mp import DEFAULT_DPS, lse, mat, mpf, vec, workdps
 
 PRECISE = LegRegistry("precise")
@@ -390,8 +394,6 @@ def _gradient(cfg: CheckConfig) -> LegResult:
                     numeric.append(mp.diff(f_ic, mpf(case["logits"][i][cls])))
             flat = [x for row in closed for x in row]
             tally.close_normwise(flat, numeric, f"case {k}: closed form vs mpmath.diff")
-            for i, row in enumerate(closed):
-                tally.close(mp.fsum(row), 0, f"case {k} row {i}: sum over classes")
             direct = loss_rows_direct(
                 case["logits"], None, case["q"], case["t"], case["cands"], case["off"]
             )
@@ -400,50 +402,138 @@ def _gradient(cfg: CheckConfig) -> LegResult:
             )
             tally.close_all(accurate, direct, f"case {k}: gap form vs direct lse(S) - S_pos")
     return tally.result(
-        "closed form (1/(N t)) sum_j w_ij (alpha_j - alpha_pos) vs mpmath.diff; sums to 0 over "
-        "classes (exact simplex rows); oracle's gap evaluation vs the direct formula"
+        "closed form (1/(N t)) sum_j w_ij (alpha_j - alpha_pos) vs mpmath.diff of the oracle; "
+        "oracle's gap evaluation vs the direct formula"
     )
 
 
-@PRECISE.register(f"{FID}.shift_invariance_iff_equal_mass")
+@PRECISE.register(f"{FID}.shift_invariance_equal_mass")
 def _shift(cfg: CheckConfig) -> LegResult:
-    rng = _rng(cfg, "shift_invariance_iff_equal_mass")
+    rng = _rng(cfg, "shift_invariance_equal_mass")
     tally = Tally("precise", rtol=1e-40, atol=1e-42, dps=cfg.dps)
-    n_changed = 0
-    min_change = mp.inf
     with workdps(cfg.dps):
         for k in range(cfg.points(16, 4)):
             case = _case(rng)
-            n, c = case["n"], case["c"]
-            shifts = rng.standard_normal(n) * float(10 ** rng.uniform(-1, 3))
+            shifts = rng.standard_normal(case["n"]) * float(10 ** rng.uniform(-1, 3))
             shifted = [
                 [mpf(x) + mpf(s) for x in row]
                 for row, s in zip(case["logits"].tolist(), shifts, strict=True)
             ]
-            # "if": equal masses (the simplex, and a common non-unit mass mu)
+            # equal masses: the simplex, and a common non-unit mass mu
             mu = mpf(float(rng.uniform(0.2, 3.0))) if k % 2 else mpf(1)
             eq = [[mu * x for x in row] for row in case["cands"]]
             tally.close(
-                _loss_c(case, logits=shifted, cands=eq), _loss_c(case, cands=eq), f"case {k} if"
+                _loss_c(case, logits=shifted, cands=eq), _loss_c(case, cands=eq), f"case {k}"
             )
-            # "only if": perturb one candidate's mass; some shift then changes the loss
-            if case["m"] < 2:
-                continue
-            j = int(rng.integers(case["m"]))
-            uneq = [[x * (mpf(2) if r == j else 1) for x in row] for r, row in enumerate(eq)]
-            base = _loss_c(case, cands=uneq)
-            delta = mp.zero
-            for sign in (1, -1):  # L is convex in the shift; one direction grows ~|shift|
-                big = [[mpf(x) + sign * 10**6 * case["t"] for x in row] for row in case["logits"]]
-                delta = max(delta, abs(_loss_c(case, logits=big, cands=uneq) - base))
-            min_change = min(min_change, delta)
-            n_changed += 1
-            tally.holds(delta - 1, f"case {k} only-if (C={c}): |dL| = {delta}")
+    return tally.result("equal candidate masses: loss unchanged by per-row shifts up to 1e3")
+
+
+def _row_case(rng: np.random.Generator, simplex: bool = True) -> dict[str, Any]:
+    """One row (N = 1) with M candidates and the positive at ``off`` (index p = off + 1)."""
+    c, m = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+    raw = _targets(rng, m, c)
+    cands = _simplex_mp(raw) if simplex else mat((raw * rng.uniform(0.2, 3.0, (m, 1))).tolist())
+    return {
+        "c": c,
+        "m": m,
+        "off": int(rng.integers(m)),
+        "cands": cands,
+        "f": vec((rng.standard_normal(c) * float(10 ** rng.uniform(-1, 1))).tolist()),
+        "q": vec(rng.dirichlet(np.ones(c)).tolist()),
+        "t": mpf(float(10 ** rng.uniform(-1, 1))),
+    }
+
+
+def _row_loss_at(case: dict[str, Any], f: Any = None, t: Any = None) -> Any:
+    return loss_rows(
+        [case["f"] if f is None else f],
+        None,
+        case["q"],
+        case["t"] if t is None else t,
+        case["cands"],
+        case["off"],
+    )[0]
+
+
+@PRECISE.register(f"{FID}.shift_curvature_mass_variance")
+def _shift_curvature(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "shift_curvature_mass_variance")
+    tally = Tally("precise", rtol=1e-25, atol=1e-40, dps=cfg.dps)
+    n_changed = 0
+    with workdps(cfg.dps):
+        for k in range(cfg.points(12, 4)):
+            case = _row_case(rng, simplex=False)  # unequal masses: a non-zero variance
+            kap = mpf(float(rng.standard_normal()))
+
+            def along(x: Any, case: dict[str, Any] = case) -> Any:
+                return _row_loss_at(case, f=[fc + x for fc in case["f"]])
+
+            numeric = mp.diff(along, kap, 2)
+            w = weights(
+                [[fc + kap for fc in case["f"]]],
+                None,
+                case["q"],
+                case["t"],
+                case["cands"],
+                case["off"],
+            )[0]
+            mass = [mp.fsum(a) for a in case["cands"]]
+            m1 = mp.fsum(wj * mj for wj, mj in zip(w, mass, strict=True))
+            m2 = mp.fsum(wj * mj**2 for wj, mj in zip(w, mass, strict=True))
+            closed = (m2 - m1**2) / case["t"] ** 2
+            tally.close(closed, numeric, f"case {k}: M={case['m']}, kappa={float(kap):.3g}")
+            # evidence for the 'only if' consequence: unequal masses, a large shift moves the loss
+            if case["m"] >= 2 and max(mass) - min(mass) > mpf(10) ** -3:
+                delta = max(abs(along(sg * 10**6 * case["t"]) - along(0)) for sg in (1, -1))
+                tally.holds(delta - 1, f"case {k}: unequal masses, |dL| = {delta}")
+                n_changed += 1
     return tally.result(
-        "equal masses: loss unchanged by per-row shifts up to 1e3; one mass doubled: a shift of "
-        "+-1e6 t changes the loss by > 1 (counterexample to invariance)",
-        only_if_cases=n_changed,
-        min_change_only_if=float(min_change),
+        "closed form sum_j w_j (mu_j - mubar)^2 / t^2 vs mpmath.diff (2nd order) of the oracle "
+        "along f + kappa 1; unequal masses: a shift of +-1e6 t changes the loss by > 1",
+        unequal_mass_cases=n_changed,
+    )
+
+
+@PRECISE.register(f"{FID}.gradient_zero_sum")
+def _gradient_zero_sum(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "gradient_zero_sum")
+    tally = Tally("precise", rtol=0, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for k in range(cfg.points(12, 4)):
+            case = _row_case(rng)
+
+            def along(x: Any, case: dict[str, Any] = case) -> Any:
+                return _row_loss_at(case, f=[fc + x for fc in case["f"]])
+
+            # sum_m d ell / d f_m is the derivative along the all-ones direction
+            tally.close(mp.diff(along, 0), 0, f"case {k}: d/dkappa ell(f + kappa 1) at 0")
+            closed = grad([case["f"]], None, case["q"], case["t"], case["cands"], case["off"])[0]
+            tally.close(mp.fsum(closed), 0, f"case {k}: sum of the oracle gradient")
+    return tally.result(
+        "simplex candidates: mpmath.diff of the oracle along f + kappa 1 is 0, and the oracle "
+        "gradient's class sum is 0 (50 digits)"
+    )
+
+
+@PRECISE.register(f"{FID}.temperature_gradient")
+def _temperature_gradient(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "temperature_gradient")
+    tally = Tally("precise", rtol=1e-30, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for k in range(cfg.points(12, 4)):
+            case = _row_case(rng, simplex=bool(k % 2))
+            w = weights([case["f"]], None, case["q"], case["t"], case["cands"], case["off"])[0]
+            af = [
+                mp.fsum(a * fc for a, fc in zip(aj, case["f"], strict=True)) for aj in case["cands"]
+            ]
+            closed = (af[case["off"]] - mp.fsum(wj * x for wj, x in zip(w, af, strict=True))) / (
+                case["t"] ** 2
+            )
+            numeric = mp.diff(lambda tt, case=case: _row_loss_at(case, t=tt), case["t"])
+            tally.close(closed, numeric, f"case {k}: M={case['m']}, t={float(case['t']):.3g}")
+    return tally.result(
+        "closed form (<alpha_p, f> - sum_j w_j <alpha_j, f>) / t^2 vs mpmath.diff of the oracle "
+        "w.r.t. t (simplex and off-simplex targets)"
     )
 
 
@@ -469,9 +559,19 @@ def _degenerate(cfg: CheckConfig) -> LegResult:
             same = [case["cands"][0]] * case["m"]
             got = _loss_c(case, cands=same)
             tally.close(got, mp.log(case["m"]), f"case {k}: identical candidates, M={case['m']}")
-            one = loss(case["logits"][:1], None, case["q"], case["t"], [case["cands"][0]])
-            tally.close(one, 0, f"case {k}: M = 1")
-    return tally.result("identical candidates give log M; a single candidate gives 0")
+    return tally.result("identical candidates give log M (oracle, 50 digits)")
+
+
+@PRECISE.register(f"{FID}.single_candidate_zero")
+def _single(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "single_candidate_zero")
+    tally = Tally("precise", rtol=0, atol=1e-45, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for k in range(cfg.points(16, 4)):
+            case = _row_case(rng, simplex=bool(k % 2))
+            one = loss_rows([case["f"]], None, case["q"], case["t"], [case["cands"][0]])[0]
+            tally.close(one, 0, f"case {k}: M = 1, C={case['c']}")
+    return tally.result("a single candidate gives 0 (oracle; simplex and off-simplex targets)")
 
 
 def _support_case(
@@ -543,11 +643,9 @@ def _large_k_soft(cfg: CheckConfig) -> LegResult:
                 a * mp.log(qc) for a, qc in zip(a0, q, strict=True) if a != 0
             )
             gap = bound - lim
-            if hard:
-                tally.close(lim, bound, f"case {k}: one-hot support, equality")
-            else:
+            tally.holds(gap + mpf(10) ** -40, f"case {k}: {'one-hot' if hard else 'soft'}, {gap}")
+            if not hard:
                 min_soft_gap = min(min_soft_gap, gap)
-                tally.holds(gap - mpf(10) ** -12, f"case {k}: soft support, strict gap {gap}")
         # the research note's example: mixup-like Beta(0.8, 0.8) pairs + smoothing, 10 classes
         c = 10
         m = cfg.points(200, 60)
@@ -563,10 +661,10 @@ def _large_k_soft(cfg: CheckConfig) -> LegResult:
         bound = ce_oracle.soft_ce([f.tolist()], [sup[0]], 1) + mp.fsum(
             a * mp.log(qc) for a, qc in zip(sup[0], q, strict=True)
         )
-        tally.holds(bound - lim - mpf(10) ** -3, f"mixup+smoothing example: gap {bound - lim}")
+        tally.holds(bound - lim, f"mixup+smoothing example: gap {bound - lim}")
     return tally.result(
-        "large-K limit vs soft CE + <alpha0, log q> with E[alpha] = q: equal for one-hot "
-        "supports, strictly below for soft ones (here: min gap over random soft cases)",
+        "large-K limit <= soft CE + <alpha0, log q> with E[alpha] = q (oracles, 50 digits), "
+        "one-hot and soft supports; min_soft_gap: the smallest gap over the soft cases",
         min_soft_gap=float(min_soft_gap),
         mixup_example={"limit": float(lim), "soft_ce_plus_const": float(bound)},
     )
@@ -633,12 +731,28 @@ def _nonneg(cfg: CheckConfig) -> LegResult:
             case = _case(rng, scale_max=1e4)
             rows = loss_rows(case["logits"], None, case["q"], case["t"], case["cands"], case["off"])
             for i, li in enumerate(rows):
-                # ell_i >= 0 (equivalently the MI estimate log M - L never exceeds log M), and
-                # ell_i > 0 whenever M >= 2 (checked in mp: the loss may be below 1e-308)
                 tally.holds(li, f"case {k} row {i}")
-                if case["m"] >= 2 and not li > 0:
+    return tally.result("every row loss >= 0 (oracle, logits up to 1e4)")
+
+
+@PRECISE.register(f"{FID}.positive_several_candidates")
+def _positive(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "positive_several_candidates")
+    tally = Tally("precise", rtol=0, atol=0, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for k in range(cfg.points(24, 6)):
+            case = _case(rng, scale_max=1e4)
+            if case["m"] < 2:  # the claim is about M >= 2: add a candidate
+                case["cands"] = case["cands"] + [case["cands"][0]]
+                case["m"] += 1
+            rows = loss_rows(case["logits"], None, case["q"], case["t"], case["cands"], case["off"])
+            for i, li in enumerate(rows):
+                # checked in mp, where a loss below 1e-308 is still > 0
+                if li > 0:
+                    tally.holds(li, f"case {k} row {i}")
+                else:
                     tally.fail(f"case {k} row {i}: loss {li} is not > 0 with M = {case['m']}")
-    return tally.result("every row loss >= 0, and > 0 in mp whenever M >= 2")
+    return tally.result("every row loss > 0 (mpmath) when M >= 2, logits up to 1e4")
 
 
 @PRECISE.register(f"{FID}.zero_noise_masking")
@@ -666,8 +780,220 @@ def _zero_noise(cfg: CheckConfig) -> LegResult:
     )
 
 
+def stratified_candidates(alpha0: Any, support: Any, counts: Sequence[int]) -> list[list[Any]]:
+    """The positive, then ``counts[r]`` copies of support point ``r`` (positive first)."""
+    out = [list(vec(alpha0))]
+    for a, n in zip(mat(support), counts, strict=True):
+        out += [list(a) for _ in range(n)]
+    return out
+
+
+@PRECISE.register(f"{FID}.large_k_limit_stratified")
+def _large_k_stratified(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "large_k_limit_stratified")
+    tally = Tally("precise", rtol=1e-40, atol=1e-42, dps=cfg.dps)
+    scales = (1, 4, 16) if cfg.quick else (1, 4, 16, 64)
+    errs: list[float] = []
+    with workdps(cfg.dps):
+        for k in range(cfg.points(6, 2)):
+            c, r = int(rng.integers(2, 5)), int(rng.integers(1, 4))
+            sup = _simplex_mp(_targets(rng, r, c))
+            base = [int(x) for x in rng.integers(1, 4, size=r)]
+            probs = [mpf(b) / sum(base) for b in base]
+            a0 = _simplex_mp(_targets(rng, 1, c))[0]
+            f = rng.standard_normal(c) * 2
+            q = vec(rng.dirichlet(np.ones(c)).tolist())
+            t = float(10 ** rng.uniform(-0.5, 0.5))
+            lim = large_k_limit(f, a0, sup, probs, q, t)
+            (g,), _ = corrected_logits([f], q, t)
+            s0 = mp.fsum(x * y for x, y in zip(a0, g, strict=True))
+            mu = mp.exp(lim + s0)  # sum_r P_r e^{<A_r, g>}
+            prev = mp.inf
+            for sc in scales:
+                counts = [b * sc for b in base]
+                kk = sum(counts)
+                cands = stratified_candidates(a0, sup, counts)
+                got = loss_rows([f], None, q, t, cands, 0)[0] - mp.log(kk)
+                err = got - lim
+                # exactly log(1 + e^{S0} / (K mu)) > 0, and decreasing in K
+                tally.close(err, mp.log1p(mp.exp(s0) / (kk * mu)), f"case {k} K={kk}")
+                tally.holds(prev - err, f"case {k} K={kk}: error {err} decreases")
+                prev = err
+            errs.append(float(prev))
+    return tally.result(
+        "oracle loss on the explicit stratified candidate set, minus log K, minus the oracle "
+        "large-K limit: equals log(1 + e^{S0}/(K mu)), decreasing to 0 as K grows",
+        error_at_largest_k=errs,
+    )
+
+
+@PRECISE.register(f"{FID}.large_k_soft_strict_witness")
+def _strict_witness(cfg: CheckConfig) -> LegResult:
+    tally = Tally("precise", rtol=1e-45, atol=1e-45, dps=cfg.dps)
+    with workdps(cfg.dps):
+        half = mpf(1) / 2
+        f, q, a0 = [1, 0], [half, half], [half, half]
+        lim = large_k_limit(f, a0, [a0], [1], q, 1)
+        bound = ce_oracle.soft_ce([f], [a0], 1) + mp.fsum(
+            a * mp.log(x) for a, x in zip(a0, q, strict=True)
+        )
+        tally.close(lim, 0, "the limit at the witness")
+        tally.close(bound, mp.log((1 + mp.e) / 2) - half, "soft CE + <alpha0, log q>")
+        tally.holds(bound - lim, f"strict: gap {bound - lim}")
+    return tally.result(
+        "oracles at the witness: limit 0 < soft CE + <alpha0, log q> = log((1+e)/2) - 1/2",
+        gap=float(bound - lim),
+    )
+
+
+# ----------------------------------------------------------------------------- definitions
+
+DEFINITION = LegRegistry("definition")
+_DEF_POINTS = 6  # points per definition leg (2 with --quick): 60-digit SymPy evaluation is slow
+
+
+def _rand_sizes(rng: random.Random) -> tuple[int, int]:
+    return rng.randint(2, 3), rng.randint(1, 3)
+
+
+def _point_common(rng: random.Random, c: int) -> dict[Any, Any]:
+    return {
+        D.f: [rng.uniform(-4, 4) for _ in range(c)],
+        D.q: [rng.uniform(0.05, 1.0) for _ in range(c)],  # positive, not normalised: general
+        D.t: 10 ** rng.uniform(-0.7, 0.7),
+    }
+
+
+def _sample_loss(rng: random.Random) -> tuple[dict[Any, int], dict[Any, Any]]:
+    c, m = _rand_sizes(rng)
+    pt = _point_common(rng, c)
+    pt[D.alpha] = [[rng.uniform(-1, 2) for _ in range(c)] for _ in range(m)]  # any real targets
+    pt[D.p] = rng.randint(1, m)
+    return {D.C: c, D.M: m}, pt
+
+
+def _oracle_loss(sizes: Any, pt: Any) -> Any:
+    return loss_rows([pt[D.f]], None, pt[D.q], pt[D.t], pt[D.alpha], int(pt[D.p]) - 1)[0]
+
+
+def _sample_large_k(rng: random.Random) -> tuple[dict[Any, int], dict[Any, Any]]:
+    c, r = _rand_sizes(rng)
+    pt = _point_common(rng, c)
+    pt[D.alpha0] = [rng.uniform(-1, 2) for _ in range(c)]
+    pt[D.A] = [[rng.uniform(0, 1) for _ in range(c)] for _ in range(r)]
+    pt[D.P] = [rng.uniform(0.05, 1) for _ in range(r)]
+    return {D.C: c, D.R: r}, pt
+
+
+def _oracle_large_k(sizes: Any, pt: Any) -> Any:
+    return large_k_limit(pt[D.f], pt[D.alpha0], pt[D.A], pt[D.P], pt[D.q], pt[D.t])
+
+
+def _sample_stratified(rng: random.Random) -> tuple[dict[Any, int], dict[Any, Any]]:
+    sizes, pt = _sample_large_k(rng)
+    counts = [rng.randint(1, 3) for _ in range(sizes[D.R])]
+    kk = sum(counts)
+    pt[D.K] = kk
+    pt[D.P] = [mpf(n) / kk for n in counts]  # K P_r = counts[r] copies, exactly
+    return sizes, pt
+
+
+def _oracle_stratified(sizes: Any, pt: Any) -> Any:
+    counts = [int(mp.nint(x * pt[D.K])) for x in pt[D.P]]
+    cands = stratified_candidates(pt[D.alpha0], pt[D.A], counts)
+    return loss_rows([pt[D.f]], None, pt[D.q], pt[D.t], cands, 0)[0]
+
+
+def _sample_two_point(rng: random.Random) -> tuple[dict[Any, int], dict[Any, Any]]:
+    c = 2
+    pt = _point_common(rng, c)
+    pt[D.alpha0] = [rng.uniform(-1, 2) for _ in range(c)]
+    pt[D.A] = [[rng.uniform(0, 1) for _ in range(c)] for _ in range(2)]
+    pt[D.pw] = rng.uniform(0.05, 0.95)
+    return {D.C: c, D.K: rng.randint(1, 3)}, pt
+
+
+def _oracle_two_point(sizes: Any, pt: Any) -> Any:
+    return expected_loss_two_point(
+        sizes[D.K], pt[D.f], pt[D.alpha0], pt[D.A], pt[D.pw], pt[D.q], pt[D.t]
+    )
+
+
+def _sample_soft_ce(rng: random.Random) -> tuple[dict[Any, int], dict[Any, Any]]:
+    c = rng.randint(2, 5)
+    return {D.C: c}, {
+        D.f: [rng.uniform(-4, 4) for _ in range(c)],
+        D.alpha0: [rng.uniform(-1, 2) for _ in range(c)],
+        D.t: 10 ** rng.uniform(-0.7, 0.7),
+    }
+
+
+def _sample_nll(rng: random.Random) -> tuple[dict[Any, int], dict[Any, Any]]:
+    c = rng.randint(2, 5)
+    return {D.C: c}, {
+        D.f: [rng.uniform(-4, 4) for _ in range(c)],
+        D.y0: rng.randint(1, c),
+        D.t: 10 ** rng.uniform(-0.7, 0.7),
+    }
+
+
+def _ranking_leg(cfg: CheckConfig) -> LegResult:
+    """``ranking_nce`` has integer labels ``y[j]`` inside indices (``f[y[j]]``): the point's
+    labels, sizes and positive index are substituted exactly (as Integers) into the SymPy
+    definition before the generic evaluation."""
+    defn = next(d for d in D.DEFINITIONS if d.name == "ranking_nce")
+    state: dict[str, Any] = {}
+
+    def sample(rng: random.Random) -> tuple[dict[Any, int], dict[Any, Any]]:
+        c, m = _rand_sizes(rng)
+        pt = _point_common(rng, c)
+        state["labels"] = [rng.randint(1, c) for _ in range(m)]
+        state["p"] = rng.randint(1, m)
+        state["m"] = m
+        return {D.C: c}, pt
+
+    def build() -> Any:
+        e = defn.build().xreplace({D.M: state["m"], D.p: state["p"]}).doit()
+        return e.xreplace({D.y[i + 1]: lab for i, lab in enumerate(state["labels"])})
+
+    def oracle(sizes: Any, pt: Any) -> Any:
+        labels = [lab - 1 for lab in state["labels"]]
+        off = state["p"] - 1
+        return ranking_nce([pt[D.f]], [labels[off]], pt[D.q], pt[D.t], labels, off)
+
+    return definition_leg(replace(defn, build=build), sample, oracle, cfg, n=_DEF_POINTS)
+
+
+def _register_definitions() -> None:
+    defs = {d.name: d for d in D.DEFINITIONS}
+    table = {
+        "soft_target_infonce": (_sample_loss, _oracle_loss),
+        "large_k_limit": (_sample_large_k, _oracle_large_k),
+        "stratified_loss": (_sample_stratified, _oracle_stratified),
+        "expected_loss_two_point": (_sample_two_point, _oracle_two_point),
+        "soft_ce": (
+            _sample_soft_ce,
+            lambda sz, pt: ce_oracle.soft_ce([pt[D.f]], [pt[D.alpha0]], pt[D.t]),
+        ),
+        "nll": (_sample_nll, lambda sz, pt: ce_oracle.nll([pt[D.f]], [int(pt[D.y0]) - 1], pt[D.t])),
+    }
+    for name, (sample, orc) in table.items():
+        defn = defs[name]
+
+        def leg(cfg: CheckConfig, defn: Any = defn, sample: Any = sample, orc: Any = orc) -> Any:
+            n = 4 if defn.name in ("expected_loss_two_point", "stratified_loss") else _DEF_POINTS
+            return definition_leg(defn, sample, orc, cfg, n=n)
+
+        DEFINITION.register(defn.id)(leg)
+    DEFINITION.register(defs["ranking_nce"].id)(_ranking_leg)
+
+
+_register_definitions()
+
+
 __all__ = [
     "DEFAULT_DPS",
+    "DEFINITION",
     "PRECISE",
     "corrected_logits",
     "expected_loss_two_point",
@@ -679,5 +1005,6 @@ __all__ = [
     "loss_rows_direct",
     "ranking_nce",
     "rate_coefficient",
+    "stratified_candidates",
     "weights",
 ]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -315,10 +316,75 @@ def test_nan_propagates(where):
 
 
 @pytest.mark.parametrize("claim", claims.CLAIMS, ids=lambda c: c.id)
-def test_claims_are_proved_or_checked(claim):
+def test_claims_are_proved(claim):
     result = check_claim(claim, CheckConfig(quick=True))
-    assert result.status in ("proved", "checked"), [
+    assert result.status == "proved", [
         (leg.leg, leg.outcome, leg.detail, leg.counterexample) for leg in result.legs
     ]
-    if "symbolic" in claim.evidence:
-        assert result.status == "proved"
+    assert claim.prove is None and not claim.assumptions  # no legacy verdicts or prose
+    for leg in result.legs:
+        assert leg.leg == "symbolic" or leg.n_points > 0
+
+
+def test_every_claim_uses_definitions_and_is_marked_reconstructed():
+    from softnce_theory.engine import aljundi as eng
+
+    names = {d.name for d in claims.DEFINITIONS}
+    assert {d.id for d in claims.DEFINITIONS} == set(oracle.DEFINITION)
+    for c in claims.CLAIMS:
+        assert c.uses and set(c.uses) <= names, c.id
+        assert oracle.PRECISE.get(c.id) is not None, c.id
+        assert ("production" in c.evidence) == (eng.PRODUCTION.get(c.id) is not None), c.id
+        if any(u.startswith("esupcon") for u in c.uses):
+            assert "reconstructed" in c.source, c.id
+    for d in claims.DEFINITIONS:
+        if d.name.startswith("esupcon"):
+            assert "reconstructed" in d.source
+
+
+@pytest.mark.parametrize("name", ["prototype_ce", "esupcon", "esupcon_sample_term"])
+def test_definition_leg_catches_a_mutated_definition_or_oracle(name):
+    from dataclasses import replace
+
+    from numerics._definitions import definition_leg
+
+    defn = next(d for d in claims.DEFINITIONS if d.name == name)
+    fn, sample = oracle.DEFINITION_ORACLES[name]
+    cfg = CheckConfig(quick=True)
+    assert definition_leg(defn, sample, fn, cfg).outcome == "pass"
+    bad = replace(defn, build=lambda: defn.build() * (1 + sp.Rational(1, 10**30)))
+    assert definition_leg(bad, sample, fn, cfg).outcome == "fail"
+
+    def bad_oracle(sizes, pt):
+        return fn(sizes, pt) + mp.mpf(10) ** -35
+
+    assert definition_leg(defn, sample, bad_oracle, cfg).outcome == "fail"
+
+
+def _proof(claim, **changes):
+    from dataclasses import replace
+
+    from softnce_theory.engine._prover import prove
+
+    return prove(replace(claim, **changes))
+
+
+def test_certificates_are_bound_to_their_statements():
+    by = {c.id.split(".", 1)[1]: c for c in claims.CLAIMS}
+    lb = by["esupcon_lower_bound"]
+    assert _proof(lb).binding
+    # a larger constant: log(|P| + 2) is false for |P| = 1 with one dominant positive
+    false = lambda: sp.Ge(claims.esupcon(claims.m1, claims.M), sp.log(claims.m1 + 2))  # noqa: E731
+    assert not _proof(lb, statement=false).proved
+    # the no-sample attraction needs a negative: with |N(i)| >= 0 it does not close
+    own = by["esupcon_own_prototype_attracted_without_samples"]
+    weak = lambda: sp.Lt(  # noqa: E731
+        sp.Derivative(claims.esupcon(0, claims.M), claims.cos[claims.y]), 0
+    )
+    assert not _proof(own, statement=weak).proved
+    # a wrong temperature gradient (sign flipped)
+    tg = by["esupcon_temperature_gradient"]
+    wrong = lambda: sp.Eq(  # noqa: E731
+        sp.Derivative(claims.esupcon(), claims.tau), -claims._es_tau_closed()
+    )
+    assert not _proof(tg, statement=wrong).proved

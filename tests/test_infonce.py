@@ -611,12 +611,43 @@ def test_exact_enumeration_helpers():
         assert abs(oracle.expected_log_mean([2, 2], [0.5, 0.5], 4) - mp.log(2)) < mp.mpf(10) ** -25
 
 
+_PROVED = {
+    "infonce.log_k_ceiling",
+    "infonce.log_k_ceiling_row",
+    "infonce.optimal_critic_ratio_mean_one",
+    "infonce.optimal_critic_chi2_average",
+    "infonce.optimal_critic_gap_leading_term",
+    "infonce.delta_method_series",
+    "infonce.sampled_softmax_expansion",
+    "infonce.sampled_softmax_grad_expansion",
+    "infonce.sampled_softmax_unbiased_iff_q_eq_p",
+    "infonce.sampled_softmax_unbiased_only_if",
+    "infonce.logit_gradient",
+    "infonce.ranking_nce_temperature_gradient",
+    "infonce.query_gradient",
+    "infonce.query_gradient_cosine",
+    "infonce.uniform_log_q_noop",
+    "infonce.identical_keys_log_b",
+    "infonce.symmetric_mean_of_directions",
+    "infonce.info_nce_temperature_gradient",
+    "infonce.symmetric_temperature_gradient",
+}
+#: proved only at fixed sizes of a general statement: evidence, so "checked"
+_INSTANCES = {
+    "infonce.optimal_critic_gap_change_of_measure",
+    "infonce.delta_method_jensen",
+    "infonce.sampled_softmax_exact_loss_at_q_eq_p",
+    "infonce.sampled_softmax_exact_grad_at_q_eq_p",
+    "infonce.ranking_nce_consistency",
+}
+
+
 def test_infonce_claims_through_engine():
     from softnce_theory.engine import check_claim, run_conformance, select_claims
 
     cfg = CheckConfig(quick=True)
     claims = select_claims(["infonce"])
-    assert len(claims) >= 12
+    assert len(claims) >= 30
     results = {c.id: check_claim(c, cfg) for c in claims}
     bad = {
         cid: (r.status, [(leg.leg, leg.outcome, leg.detail, leg.counterexample) for leg in r.legs])
@@ -624,19 +655,133 @@ def test_infonce_claims_through_engine():
         if r.status not in ("proved", "checked")
     }
     assert not bad, bad
-    for cid in ("infonce.log_k_ceiling", "infonce.logit_gradient", "infonce.delta_method_series"):
-        assert results[cid].status == "proved"
-    for cid in (
-        "infonce.mi_lower_bound",
-        "infonce.optimal_critic_gap",
-        "infonce.delta_method_log_mean",
-    ):
-        assert results[cid].status == "checked"  # numeric evidence only: never "proved"
+    assert {cid for cid, r in results.items() if r.status == "proved"} == _PROVED
+    for cid, r in results.items():
+        if cid in _PROVED:
+            continue
+        assert r.status == "checked", cid  # numeric evidence or instances: never "proved"
+        sym = r.leg("symbolic")
+        if cid in _INSTANCES:
+            assert sym is not None and sym.proof is not None
+            assert sym.proof.proved and sym.proof.scope_kind == "instances", cid
+        else:
+            assert sym is None, cid
+        assert any(leg.n_points > 0 for leg in r.legs if leg.leg in ("precise", "production"))
     conf = run_conformance(cfg, ["infonce"])
     assert set(conf) == {"infonce.ranking_nce", "infonce.info_nce", "infonce.symmetric_info_nce"}
     assert all(r.outcome == "pass" for r in conf.values()), {
         k: r.counterexample for k, r in conf.items()
     }
+
+
+def test_no_legacy_proofs_and_every_statement_is_a_formula():
+    for c in theory.CLAIMS:
+        assert c.prove is None and not c.assumptions, c.id
+        st = c.statement()
+        assert isinstance(st, sp.Basic) and not st.atoms(sp.core.function.AppliedUndef), c.id
+        assert set(c.uses) <= {d.name for d in theory.DEFINITIONS}, c.id
+        assert c.uses, c.id
+
+
+def _mutated_claim(cid: str, statement):
+    import dataclasses
+
+    claim = next(c for c in theory.CLAIMS if c.id == cid)
+    return dataclasses.replace(claim, statement=statement)
+
+
+@pytest.mark.parametrize(
+    "cid,statement",
+    [
+        (
+            "infonce.log_k_ceiling",
+            lambda: sp.Le(theory.info_nce_estimator(), sp.log(theory.K) - 1),
+        ),
+        (
+            "infonce.optimal_critic_gap_leading_term",
+            lambda: sp.Eq(
+                theory.formal_gap_expansion(),
+                theory.v / (3 * theory.K) + sp.O(theory.K**-2, (theory.K, sp.oo)),
+            ),
+        ),
+        (
+            "infonce.delta_method_series",
+            lambda: sp.Eq(
+                theory.delta_formal_log_mean(),
+                theory.delta_method_log_mean(theory.mu, theory.sigma2, 0, theory.n)
+                + sp.O(theory.n**-3, (theory.n, sp.oo)),
+            ),
+        ),
+        (
+            "infonce.ranking_nce_temperature_gradient",
+            lambda: sp.Eq(
+                sp.Derivative(theory.ranking_nce_row(), theory.t), -theory._ranking_tau_closed()
+            ),
+        ),
+        (
+            "infonce.sampled_softmax_expansion",
+            lambda: sp.Eq(
+                theory.ss_loss_delta_term(), -theory.chi2_softmax_proposal() / theory.msym
+            ),
+        ),
+    ],
+)
+def test_certificates_do_not_prove_mutated_statements(cid, statement):
+    from softnce_theory.engine._prover import prove
+
+    assert prove(next(c for c in theory.CLAIMS if c.id == cid)).binding
+    assert not prove(_mutated_claim(cid, statement)).proved
+
+
+def test_every_definition_leg_catches_a_mutated_oracle():
+    """Every definition's leg fails when its oracle is off by a relative 1e-30."""
+    from numerics._definitions import definition_leg
+
+    cfg = CheckConfig(quick=True)
+    for defn in theory.DEFINITIONS:
+        sampler, oracle_fn, _ = oracle._DEFINITION_TABLE[defn.name]
+        ok = definition_leg(defn, sampler, oracle_fn, cfg, n=1)
+        assert ok.outcome == "pass" and ok.n_points > 0, (defn.id, ok.counterexample)
+
+        def bad(sz, pt, oracle_fn=oracle_fn):
+            return oracle_fn(sz, pt) * (1 + mp.mpf(10) ** -30) + mp.mpf(10) ** -60
+
+        assert definition_leg(defn, sampler, bad, cfg, n=1).outcome == "fail", defn.id
+
+
+@pytest.mark.parametrize(
+    "name,mutate",
+    [
+        ("info_nce_estimator", lambda e: e * (theory.K + 1) / theory.K),
+        ("expected_info_nce", lambda e: e + sp.Rational(1, 10**20)),
+        ("formal_gap_expansion", lambda e: e.subs(theory.kappa3, 2 * theory.kappa3)),
+        ("ss_grad_delta_term", lambda e: e.subs(theory.msym, theory.msym + 1)),
+        ("symmetric_info_nce", lambda e: 2 * e),
+    ],
+)
+def test_definition_leg_catches_a_mutated_definition(name, mutate):
+    import dataclasses
+
+    from numerics._definitions import definition_leg
+
+    defn = next(d for d in theory.DEFINITIONS if d.name == name)
+    wrong = dataclasses.replace(defn, build=lambda: mutate(defn.build()))
+    sampler, oracle_fn, _ = oracle._DEFINITION_TABLE[name]
+    res = definition_leg(wrong, sampler, oracle_fn, CheckConfig(quick=True), n=1)
+    assert res.outcome == "fail", name
+
+
+def test_temperature_gradient_reaches_the_production_loss():
+    """The production legs of the dL/dt claims rely on t.grad being filled."""
+    g = torch.Generator().manual_seed(4)
+    a, b = (torch.randn(3, 2, generator=g, dtype=torch.float64) for _ in range(2))
+    for fn in (L.info_nce, L.symmetric_info_nce):
+        t = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+        fn(a, b, temperature=t).backward()
+        want = (oracle.info_nce_tau_grad if fn is L.info_nce else oracle.symmetric_tau_grad)(
+            a.numpy(), b.numpy(), 0.4
+        )
+        assert t.grad is not None and float(t.grad) == pytest.approx(float(want), rel=1e-11)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -485,8 +486,113 @@ def test_claims_are_proved_or_checked(claim):
     assert result.status in ("proved", "checked"), [
         (leg.leg, leg.outcome, leg.detail, leg.counterexample) for leg in result.legs
     ]
+    assert claim.prove is None and not claim.assumptions  # no legacy verdicts or prose
     if claim.id in SYMBOLIC_NOT_CLOSED:
-        # the symbolic leg checks every algebraic step but not the exchangeable-slot argument
+        # proved at N = 1 only; the general-N exchangeable-slot argument is not symbolic
         assert result.status == "checked"
+        assert result.leg("symbolic").proof.scope_kind == "instances"
     elif "symbolic" in claim.evidence:
         assert result.status == "proved"
+    for leg in result.legs:
+        assert leg.leg == "symbolic" or leg.n_points > 0
+
+
+def test_every_statement_uses_definitions_and_has_legs():
+    from numerics import sincere as num
+    from softnce_theory.engine import sincere as eng
+
+    names = {d.name for d in claims.DEFINITIONS}
+    assert {d.id for d in claims.DEFINITIONS} == set(num.DEFINITION)
+    for c in claims.CLAIMS:
+        assert c.uses and set(c.uses) <= names, c.id
+        assert c.tactic is not None and "symbolic" in c.evidence
+        assert num.PRECISE.get(c.id) is not None, c.id
+        assert ("production" in c.evidence) == (eng.PRODUCTION.get(c.id) is not None), c.id
+
+
+@pytest.mark.parametrize("name", ["supcon_out", "sincere", "hobbitlong", "nce_loss_two_point"])
+def test_definition_leg_catches_a_mutated_definition_or_oracle(name):
+    from dataclasses import replace
+
+    from numerics import sincere as num
+    from numerics._definitions import definition_leg
+
+    defn = next(d for d in claims.DEFINITIONS if d.name == name)
+    oracle, sample = num.DEFINITION_ORACLES[name]
+    cfg = CheckConfig(quick=True)
+    assert definition_leg(defn, sample, oracle, cfg).outcome == "pass"
+    bad = replace(defn, build=lambda: defn.build() * (1 + sp.Rational(1, 10**30)))
+    assert definition_leg(bad, sample, oracle, cfg).outcome == "fail"
+
+    def bad_oracle(sizes, pt):
+        return oracle(sizes, pt) + mp.mpf(10) ** -35
+
+    assert definition_leg(defn, sample, bad_oracle, cfg).outcome == "fail"
+
+
+def _proof(claim, **changes):
+    from dataclasses import replace
+
+    from softnce_theory.engine._prover import prove
+
+    return prove(replace(claim, **changes))
+
+
+def test_certificate_on_a_false_or_other_statement_does_not_prove():
+    le = next(c for c in claims.CLAIMS if c.id == "sincere.sincere_le_supcon")
+    assert _proof(le).binding
+    # the reversed inequality (false for |P| >= 2) with the same certificate
+    assert not _proof(le, statement=lambda: sp.Le(claims.supcon_out(), claims.sincere())).proved
+    # SupCon L_in's Jensen certificate attached to SINCERE <= SupCon
+    other = next(c for c in claims.CLAIMS if c.id == "sincere.supcon_in_le_out")
+    assert not _proof(le, tactic=other.tactic).proved
+    # the strict claim needs |P| >= 2: at symbolic |P| >= 1 the certificate does not close
+    lt = next(c for c in claims.CLAIMS if c.id == "sincere.sincere_lt_supcon_multi_positive")
+    assert not _proof(
+        lt,
+        statement=lambda: sp.Lt(claims.sincere(), claims.supcon_out()),
+        tactic=claims._sincere_le_tactic(claims.m),
+    ).proved
+
+
+def test_sincere_attraction_needs_a_negative():
+    """With |N(i)| = 0 allowed the gradient can be exactly 0: the strict sign must not close."""
+    c = next(c for c in claims.CLAIMS if c.id == "sincere.sincere_attracts_positives")
+    assert _proof(c).binding
+    weak = lambda: sp.Lt(sp.Derivative(claims.sincere(), claims.s[claims.k]), 0)  # noqa: E731
+    assert not _proof(c, statement=weak).proved
+
+
+def test_wrong_closed_forms_are_not_proved():
+    t, m, k = claims.t, claims.m, claims.k
+    wrong_tau = sp.Eq(sp.Derivative(claims.sincere(), t), 2 * claims._sincere_tau_closed())
+    c = next(c for c in claims.CLAIMS if c.id == "sincere.sincere_temperature_gradient")
+    assert not _proof(c, statement=lambda: wrong_tau).proved
+    g = next(c for c in claims.CLAIMS if c.id == "sincere.supcon_per_term_cross_gradient")
+    wrong = sp.Eq(
+        sp.Derivative(claims.supcon_term(claims.a), claims.s[claims.q]),
+        claims.share(claims.s[claims.q]) / t - 1 / (m * t),
+    )
+    assert not _proof(g, statement=lambda: wrong).proved
+    # the cross term of a pair with itself (no q != a fact) is not P_q / t
+    assert not _proof(g, facts=lambda: claims.index_facts(m, claims.a, claims.q)).proved
+    del k
+
+
+def test_prover_steps_need_their_premises():
+    from softnce_theory.engine._prover import Facts, delta_sums, merge_sums
+
+    i, v, n = sp.symbols("i v n", integer=True)
+    x = sp.IndexedBase("x")
+    s = sp.Sum(x[v] * sp.KroneckerDelta(v, i), (v, 1, n))
+    assert delta_sums(s, Facts(())) == s  # i not known to lie in 1..n: untouched
+    assert delta_sums(s, Facts(claims.index_facts(n, i))) == x[i]
+    merged = merge_sums(sp.Sum(x[v], (v, 1, n)) + 2 * sp.Sum(x[i] ** 2, (i, 1, n)))
+    assert isinstance(merged, sp.Sum)
+    assert (
+        sp.expand(
+            merged.subs(n, 3).doit()
+            - (x[1] + x[2] + x[3] + 2 * (x[1] ** 2 + x[2] ** 2 + x[3] ** 2))
+        )
+        == 0
+    )

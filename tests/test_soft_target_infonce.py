@@ -1,18 +1,25 @@
 """Soft-target InfoNCE: production losses vs the mpmath oracle, the official semantics, policies."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 from mpmath import mp
 
+import derivations.soft_target_infonce as D
 from derivations import CheckConfig, all_claims
+from numerics import definition_registry
+from numerics import soft_target_infonce as NO
 from numerics import soft_target_infonce as oracle
+from numerics._definitions import definition_leg
 from softnce_theory.engine import check_claim
+from softnce_theory.engine._prover import prove as prove_statement
 from softnce_theory.engine.soft_target_infonce import U32, rounding_floor
 from softnce_theory.losses import soft_target_infonce as sti
 from softnce_theory.testing import strategies as sst
@@ -160,7 +167,9 @@ def test_low_precision_vs_float64_on_rounded_inputs(dtype, rtol, data):
     floor, _ = rounding_floor(
         x64.numpy(), a64.numpy(), None if q64 is None else q64.numpy(), t, off, unit=U32
     )
-    assert abs(float(out) - ref) <= rtol * abs(ref) + floor + 1e-30
+    # below the dtype's normal range only absolute precision is left: the subnormal spacing
+    subnormal = torch.finfo(dtype).tiny * torch.finfo(dtype).eps
+    assert abs(float(out) - ref) <= rtol * abs(ref) + floor + subnormal
 
 
 def test_mixed_dtypes_compute_in_widest_return_logits_dtype():
@@ -539,6 +548,8 @@ def test_validate_false_skips_value_checks():
 # ----------------------------------------------------------------------------- claims
 
 CLAIMS = [c for c in all_claims(["soft_target_infonce"])]
+BY_NAME = {c.id.split(".", 1)[1]: c for c in CLAIMS}
+CHECKED_ONLY = {"large_k_rate", "gathered_consistency"}  # no symbolic leg (see their notes)
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
@@ -547,5 +558,97 @@ def test_claims_hold(claim):
     assert r.status in ("proved", "checked"), [
         (leg.leg, leg.outcome, leg.detail, leg.counterexample) for leg in r.legs
     ]
+    assert all(leg.n_points > 0 for leg in r.legs if leg.leg != "symbolic")
     if "symbolic" in claim.evidence:
         assert r.status == "proved"
+        assert claim.prove is None and not claim.assumptions  # no legacy verdicts
+    else:
+        assert claim.id.split(".", 1)[1] in CHECKED_ONLY
+
+
+def test_every_statement_uses_family_definitions():
+    names = {d.name for d in D.DEFINITIONS}
+    for claim in CLAIMS:
+        assert claim.uses and set(claim.uses) <= names, claim.id
+        st = claim.statement()
+        assert isinstance(st, sp.Basic) and not st.atoms(sp.core.function.AppliedUndef)
+
+
+def _with(name, **kw):
+    return dataclasses.replace(BY_NAME[name], **kw)
+
+
+@pytest.mark.parametrize(
+    "name,statement",
+    [
+        # the temperature gradient with the sign of the expectation term flipped
+        (
+            "temperature_gradient",
+            lambda: sp.Eq(
+                sp.Derivative(D.row_loss(), D.t),
+                D._tau_closed() + 2 * sp.Sum(D._weights(D.j) * D.alpha[D.j, 1], (D.j, 1, D.M)),
+            ),
+        ),
+        # the gradient without the 1/t
+        ("gradient", lambda: sp.Eq(sp.Derivative(D.row_loss(), D.f[D.m]), D._grad_closed() * D.t)),
+        # the soft bound reversed (the certificate proves <=, not >=)
+        ("large_k_soft_below_soft_ce", lambda: sp.Ge(D.large_k_limit(), D._soft_bound_big())),
+    ],
+)
+def test_certificates_do_not_prove_mutated_statements(name, statement):
+    assert not prove_statement(_with(name, statement=statement)).proved
+
+
+def test_facts_are_needed():
+    """Drop the simplex, E[alpha] = q, or M >= 2: the certificates no longer close."""
+    assert not prove_statement(_with("gradient_zero_sum", facts=lambda: ())).proved
+    assert not prove_statement(_with("uniform_noise_noop", facts=lambda: ())).proved
+    soft = BY_NAME["large_k_soft_below_soft_ce"]
+    assert not prove_statement(
+        _with(soft.id.split(".")[1], facts=lambda: soft.fact_list()[:3])
+    ).proved
+    assert not prove_statement(_with("positive_several_candidates", facts=D._pos_range)).proved
+
+
+def _definition_leg(name):
+    return definition_registry().get(f"soft_target_infonce.{name}")
+
+
+def test_definition_legs_catch_a_mutated_definition():
+    cfg = CheckConfig(quick=True)
+    assert _definition_leg("soft_target_infonce")(cfg).outcome == "pass"
+    defn = next(d for d in D.DEFINITIONS if d.name == "soft_target_infonce")
+    # log q divided by t, as a mistyped definition would have it
+    mutated = dataclasses.replace(
+        defn, build=lambda: D.row_loss(noise=lambda cc: D.q[cc] ** (1 / D.t))
+    )
+    res = definition_leg(mutated, NO._sample_loss, NO._oracle_loss, cfg, n=3)
+    assert res.outcome == "fail" and res.counterexample
+
+
+def test_definition_legs_catch_a_mutated_oracle(monkeypatch):
+    cfg = CheckConfig(quick=True)
+    assert _definition_leg("large_k_limit")(cfg).outcome == "pass"
+    real = NO.large_k_limit
+
+    def off_by_log2(*args, **kw):
+        return real(*args, **kw) + mp.log(2)
+
+    monkeypatch.setattr(NO, "large_k_limit", off_by_log2)
+    res = _definition_leg("large_k_limit")(cfg)
+    assert res.outcome == "fail" and res.counterexample
+    monkeypatch.setattr(NO, "ranking_nce", lambda *a, **k: mp.mpf(0))
+    assert _definition_leg("ranking_nce")(cfg).outcome == "fail"
+
+
+@pytest.mark.parametrize("name", ["jensen_exp_rows", "sum_gt_term"])
+def test_family_lemmas_check_their_own_gap(name, monkeypatch):
+    """The lemmas added for this family: the check passes, and fails on a mutated gap."""
+    import derivations.lemmas as lemmas
+
+    attr = {"jensen_exp_rows": "JENSEN_EXP_ROWS", "sum_gt_term": "SUM_GT_TERM"}[name]
+    lem = getattr(lemmas, attr)
+    assert lem.check()[0]
+    gap = lem.gap
+    monkeypatch.setattr(lemmas, attr, dataclasses.replace(lem, gap=lambda: 2 * gap() + 1))
+    assert not getattr(lemmas, attr).check()[0]

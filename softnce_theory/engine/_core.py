@@ -264,10 +264,21 @@ def check_claim(
     definitions: dict[str, LegResult] | None = None,
 ) -> ClaimResult:
     """Run every available leg of one claim and combine them into a status."""
+    t0 = time.perf_counter()
+    legs = _definition_legs(claim, cfg, definitions) + claim_legs(claim, cfg, precise, production)
+    return ClaimResult(claim, status_of(claim, legs), legs, time.perf_counter() - t0)
+
+
+def claim_legs(
+    claim: Claim,
+    cfg: CheckConfig,
+    precise: LegRegistry | None = None,
+    production: LegRegistry | None = None,
+) -> list[LegResult]:
+    """The symbolic, precise and production legs of one claim (no definition legs)."""
     precise = precise if precise is not None else precise_registry()
     production = production if production is not None else production_registry()
-    t0 = time.perf_counter()
-    legs: list[LegResult] = _definition_legs(claim, cfg, definitions)
+    legs: list[LegResult] = []
     if claim.tactic is not None or claim.prove is not None:
         legs.append(_timed("symbolic", partial(run_symbolic, claim)))
     legs_by: tuple[tuple[LegName, LegRegistry], ...] = (
@@ -282,7 +293,107 @@ def check_claim(
             legs.append(
                 LegResult(leg=name, outcome="error", detail=f"required {name} leg not implemented")
             )
-    return ClaimResult(claim, status_of(claim, legs), legs, time.perf_counter() - t0)
+    return legs
+
+
+# ----------------------------------------------------------------------------- whole catalogue
+
+_POOL_STATE: dict[str, Any] = {}
+
+
+def _pool_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the workers share the cores; no oversubscription
+
+
+def _pool_task(task: tuple[str, int]) -> tuple[str, int, Any, float]:
+    kind, i = task
+    st = _POOL_STATE
+    t0 = time.perf_counter()
+    if kind == "definition":
+        out: Any = run_definitions(st["cfg"], only=[st["definitions"][i]])
+    elif kind == "conformance":
+        name, fn = st["conformance"][i]
+        out = {name: _timed("production", partial(fn, st["cfg"]))}
+    else:
+        out = claim_legs(st["claims"][i], st["cfg"], st["precise"], st["production"])
+    return kind, i, out, time.perf_counter() - t0
+
+
+def run_catalogue(
+    claims: list[Claim],
+    cfg: CheckConfig,
+    *,
+    jobs: int = 1,
+    families: list[str] | None = None,
+    definition_ids: list[str] | None = None,
+    conformance: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[ClaimResult], dict[str, LegResult], dict[str, LegResult]]:
+    """Every claim, definition leg and (optionally) conformance check, on ``jobs`` worker
+    processes (forked; ``jobs=1`` runs in-process). Results do not depend on ``jobs``: every leg
+    seeds itself from ``cfg``. Returns (claim results, definition legs, conformance legs)."""
+    precise, production = precise_registry(), production_registry()
+    def_ids = definition_ids
+    if def_ids is None:
+        def_ids = [d.id for d in all_definitions(families)]
+    conf = list(conformance_registry(families).items()) if conformance else []
+    tasks = [("claim", i) for i in range(len(claims))]
+    tasks += [("definition", i) for i in range(len(def_ids))]
+    tasks += [("conformance", i) for i in range(len(conf))]
+    defs: dict[str, LegResult] = {}
+    confs: dict[str, LegResult] = {}
+    legs: dict[int, tuple[list[LegResult], float]] = {}
+
+    def collect(kind: str, i: int, out: Any, seconds: float) -> None:
+        if kind == "definition":
+            defs.update(out)
+        elif kind == "conformance":
+            confs.update(out)
+        else:
+            legs[i] = (out, seconds)
+            if progress is not None:
+                progress(claims[i].id)
+
+    import multiprocessing as mp
+
+    if jobs > 1 and "fork" in mp.get_all_start_methods():
+        _POOL_STATE.update(
+            cfg=cfg,
+            claims=claims,
+            definitions=def_ids,
+            conformance=conf,
+            precise=precise,
+            production=production,
+        )
+        try:
+            with mp.get_context("fork").Pool(jobs, initializer=_pool_init) as pool:
+                for res in pool.imap_unordered(_pool_task, tasks, chunksize=1):
+                    collect(*res)
+        finally:
+            _POOL_STATE.clear()
+    else:
+        _POOL_STATE.update(
+            cfg=cfg,
+            claims=claims,
+            definitions=def_ids,
+            conformance=conf,
+            precise=precise,
+            production=production,
+        )
+        try:
+            for task in tasks:
+                collect(*_pool_task(task))
+        finally:
+            _POOL_STATE.clear()
+    results = []
+    for i, c in enumerate(claims):
+        own, seconds = legs[i]
+        all_legs = _definition_legs(c, cfg, defs) + own
+        results.append(ClaimResult(c, status_of(c, all_legs), all_legs, seconds))
+    ordered_conf = {name: confs[name] for name, _ in conf}
+    return results, dict(sorted(defs.items())), ordered_conf
 
 
 def select_claims(

@@ -60,13 +60,17 @@ class Facts:
         self.positive: list[Any] = []
         self.nonneg: list[Any] = []
         self.literal: set[Any] = set()
+        self.patterns: list[tuple[Any, Any]] = []
         for f in self.items:
             if f is sp.true:
                 continue
             if not isinstance(f, sp.core.relational.Relational):
                 raise NotClosed(f"fact {f} is not a SymPy relation")
             self.literal.add(_norm(f))
-            if isinstance(f, sp.Eq):
+            if isinstance(f, sp.Eq) and f.lhs.has(sp.Wild):
+                # schematic: holds for every value of its Wild symbols (e.g. every candidate j)
+                self.patterns.append((canon(f.lhs), f.rhs))
+            elif isinstance(f, sp.Eq):
                 self.rewrites[canon(f.lhs)] = f.rhs
             else:
                 big, small, strict = _orient(f)
@@ -78,6 +82,8 @@ class Facts:
         e = canon(expr)
         for _ in range(5):
             new = e.xreplace(self.rewrites) if self.rewrites else e
+            for pat, rhs in self.patterns:
+                new = _apply_schema(new, pat, rhs)
             if new == e:
                 return e
             e = canon(new)
@@ -98,6 +104,9 @@ class Facts:
         """Whether ``expr > 0`` (strict) or ``expr >= 0`` follows from the facts."""
         for cand in (expr, sp.expand(expr), sp.factor_terms(expr)):
             e = self.sign_form(self.apply(cand))
+            if (e.is_positive if strict else e.is_nonnegative) is True:
+                return True
+            e = _signed_sums(e)
             if (e.is_positive if strict else e.is_nonnegative) is True:
                 return True
         return False
@@ -121,6 +130,49 @@ class Facts:
 
     def describe(self) -> tuple[str, ...]:
         return tuple(sp.sstr(f) for f in self.items)
+
+
+def _signed_sums(expr: Any) -> Any:
+    """``expr`` with each finite ``Sum`` whose sign SymPy misses replaced by a signed dummy:
+    a ``Sum`` over ranges of length ``hi - lo + 1 >= 0`` (possibly empty, e.g. up to a
+    non-negative size ``M``) of a summand that is >= 0 for every index is >= 0, and > 0 when
+    the summand is > 0 and every range is non-empty. The same ``Sum`` gets the same dummy
+    (innermost sums first), so the replacement only forgets information: sound for signs."""
+    cache: dict[Any, Any] = {}
+
+    def fix(e: Any) -> Any:
+        if e in cache:
+            return cache[e]
+        lengths = [hi - lo + 1 for _, lo, hi in e.limits]
+        if not all(n.is_nonnegative for n in lengths):
+            return e
+        if e.function.is_positive and all(n.is_positive for n in lengths):
+            cache[e] = sp.Dummy("sum_pos", positive=True)
+        elif e.function.is_nonnegative:
+            cache[e] = sp.Dummy("sum_nonneg", nonnegative=True)
+        else:
+            return e
+        return cache[e]
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), fix)
+
+
+def _apply_schema(expr: Any, pat: Any, rhs: Any) -> Any:
+    """Rewrite every instance of the schematic ``pat`` (holding ``Wild`` symbols) by ``rhs`` at
+    the same match. A match that would capture a summation dummy bound inside the matched
+    subexpression (``Sum(alpha[c, c], c)`` against ``Sum(alpha[j_, c], c)``) is refused: the
+    schema is about a free index."""
+
+    def fix(e: Any) -> Any:
+        match = e.match(pat)
+        if not match:
+            return e
+        bound = {lim[0] for s in e.atoms(sp.Sum) for lim in s.limits}
+        if any(sp.sympify(v).free_symbols & bound for v in match.values()):
+            return e
+        return rhs.xreplace(match)
+
+    return expr.replace(lambda e: e.match(pat) is not None, fix)
 
 
 def _orient(rel: Any) -> tuple[Any, Any, bool]:
@@ -163,6 +215,135 @@ def _expand_log(expr: Any, facts: Facts) -> Any:
     return sp.expand_log(expr, force=True)
 
 
+def merge_sums(expr: Any) -> Any:
+    """Linearity of a finite ``Sum``, the inverse of ``linear_sums``: in every sum of terms,
+    ``c1*Sum(f, (k, a, b)) + c2*Sum(g, (j, a, b))`` becomes ``Sum(c1*f + c2*g, (d, a, b))``
+    (a fresh dummy ``d``; ``c1``, ``c2`` are the factors outside the ``Sum``, so they do not
+    depend on it). Single-limit sums with the same bounds only."""
+
+    def key(s: Any) -> tuple[Any, Any]:
+        return (s.limits[0][1], s.limits[0][2])
+
+    def single_limit_sums(term: Any) -> list[Any]:
+        return [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum) and len(f.limits) == 1]
+
+    def merge(add: Any) -> Any:
+        groups: dict[tuple[Any, Any], list[Any]] = {}
+        dummies: dict[tuple[Any, Any], Any] = {}
+        rest: list[Any] = []
+        terms = sp.Add.make_args(add)
+        seen = {key(s[0]) for s in map(single_limit_sums, terms) if len(s) == 1}
+        for term in terms:
+            factors = sp.Mul.make_args(term)
+            sums = single_limit_sums(term)
+            if len(sums) > 1:  # a product of sums: merge along a factor with a shared range
+                sums = [s for s in sums if key(s) in seen][:1]
+            if len(sums) != 1:
+                rest.append(term)
+                continue
+            ((v, lo, hi),) = sums[0].limits
+            d = dummies.setdefault((lo, hi), sp.Dummy("k", integer=True))
+            coeff = sp.Mul(*[f for f in factors if f is not sums[0]])
+            groups.setdefault((lo, hi), []).append(coeff * sums[0].function.xreplace({v: d}))
+        if not any(len(g) > 1 for g in groups.values()):
+            return add
+        merged = [sp.Sum(sp.Add(*g), (dummies[key], *key)) for key, g in groups.items()]
+        return sp.Add(*rest, *merged)
+
+    return expr.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.Sum), merge)
+
+
+def delta_sums(expr: Any, facts: Facts) -> Any:
+    """``Sum(f * KroneckerDelta(i, k), (k, a, b)) -> f(k := i)`` for the terms of a summand
+    whose delta pins the dummy to an ``i`` that the facts place in ``a <= i <= b`` (other
+    terms stay summed). A cheap, exact alternative to ``doit`` + ``in_range`` for sums of
+    derivatives; terms whose premise is not entailed are left as they are."""
+
+    def fix(e: Any) -> Any:
+        if len(e.limits) != 1:
+            return e
+        ((v, lo, hi),) = e.limits
+        out, changed = sp.Integer(0), False
+        for term in sp.Add.make_args(sp.expand(e.function)):
+            ds = [
+                d
+                for d in sp.Mul.make_args(term)
+                if isinstance(d, sp.KroneckerDelta) and v in d.free_symbols
+            ]
+            if len(ds) == 1:
+                d = ds[0]
+                other = d.args[0] if d.args[1] == v else d.args[1]
+                if (
+                    v not in other.free_symbols
+                    and facts.entails(sp.Le(lo, other))
+                    and facts.entails(sp.Le(other, hi))
+                ):
+                    out += (term / d).xreplace({v: other})
+                    changed = True
+                    continue
+            out += sp.Sum(term, (v, lo, hi))
+        return out if changed else e
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), fix)
+
+
+def cancel_summands(expr: Any) -> Any:
+    """``Sum(f, ...) -> Sum(cancel(f), ...)``: SymPy's ``cancel`` inside every summand."""
+    return expr.replace(
+        lambda e: isinstance(e, sp.Sum), lambda e: sp.Sum(sp.cancel(e.function), *e.limits)
+    )
+
+
+def swap_sums(expr: Any) -> Any:
+    """Fubini for finite sums: the two innermost summations of a double sum change places,
+    ``Sum(F, (i, a, b), (j, c, d))`` (SymPy's flattened ``Sum(Sum(F, (i, a, b)), (j, c, d))``)
+    becomes ``Sum(F, (j, c, d), (i, a, b))`` wherever neither range depends on the other dummy
+    (an identity: both are the same finite double sum)."""
+
+    def limits(e: Any) -> tuple[Any, ...] | None:
+        if not isinstance(e, sp.Sum):
+            return None
+        if len(e.limits) >= 2:
+            return e.limits
+        if isinstance(e.function, sp.Sum):
+            return (*e.function.limits, *e.limits)
+        return None
+
+    def body(e: Any) -> Any:
+        return e.function.function if len(e.limits) == 1 else e.function
+
+    def swappable(e: Any) -> bool:
+        lims = limits(e)
+        if lims is None or len(lims) != 2:
+            return False
+        (i, a, b), (j, c, d) = lims
+        return i not in (c.free_symbols | d.free_symbols) and j not in (
+            a.free_symbols | b.free_symbols
+        )
+
+    def swap(e: Any) -> Any:
+        inner, outer = limits(e)  # type: ignore[misc]
+        return sp.Sum(sp.Sum(body(e), outer), inner)
+
+    return expr.replace(swappable, swap)
+
+
+def doit_delta(expr: Any) -> Any:
+    """``doit`` only the innermost ``Sum`` objects whose summand holds a ``KroneckerDelta`` (and
+    any ``Derivative``), leaving other sums alone. A targeted ``doit``: SymPy 1.14's full
+    ``doit`` mis-evaluates e.g. ``Sum(exp(Piecewise(... y[j] ...)), (j, 1, M))``."""
+
+    def target(e: Any) -> bool:
+        return (
+            isinstance(e, sp.Sum)
+            and e.function.has(sp.KroneckerDelta)
+            and not e.function.has(sp.Sum)
+        )
+
+    out = expr.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit(deep=False))
+    return out.replace(target, lambda e: e.doit())
+
+
 def rewrite(expr: Any, steps: Sequence[Any], facts: Facts) -> Any:
     """Apply the rewrite steps (see :mod:`derivations.tactics`) in order."""
     simple = {
@@ -175,6 +356,19 @@ def rewrite(expr: Any, steps: Sequence[Any], facts: Facts) -> Any:
         "simplify": sp.simplify,
         "linear_sums": linear_sums,
         "canon": canon,
+        # evaluate the Derivative objects only (Sum.doit would also try closed forms of sums)
+        "derivatives": lambda e: e.replace(
+            lambda a: isinstance(a, sp.Derivative), lambda d: d.doit(deep=False)
+        ),
+        "swap_sums": swap_sums,
+        "doit_delta": doit_delta,
+        "split_exp": lambda e: e.replace(
+            lambda x: isinstance(x, sp.exp) and isinstance(x.args[0], sp.Add),
+            lambda x: sp.Mul(*[sp.exp(a) for a in x.args[0].args]),
+        ),
+        "merge_sums": merge_sums,
+        "factor_terms": sp.factor_terms,
+        "cancel_summands": cancel_summands,
     }
     e = expr
     for st in steps:
@@ -182,6 +376,8 @@ def rewrite(expr: Any, steps: Sequence[Any], facts: Facts) -> Any:
             e = simple[st](e)
         elif st == "expand_log":
             e = _expand_log(e, facts)
+        elif st == "delta_sums":
+            e = delta_sums(e, facts)
         elif st == "facts":
             e = facts.apply(e)
         elif isinstance(st, tuple) and st and st[0] == "in_range":
@@ -202,13 +398,16 @@ def is_zero(expr: Any, facts: Facts) -> bool:
     e = facts.apply(expr)
     if sp.expand(e, power_exp=False) == 0:
         return True
-    for _ in range(2):
-        e = facts.apply(sp.simplify(e))
-        if e == 0:
-            return True
-        e = facts.apply(linear_sums(e))
-        if sp.simplify(e) == 0:
-            return True
+    try:
+        for _ in range(2):
+            e = facts.apply(sp.simplify(e))
+            if e == 0:
+                return True
+            e = facts.apply(linear_sums(e))
+            if sp.simplify(e) == 0:
+                return True
+    except (StopIteration, RecursionError, NotImplementedError, TypeError):
+        return False  # SymPy failed inside simplify (e.g. sum_simplify): not shown, no verdict
     return False
 
 
@@ -220,6 +419,17 @@ def _refute_if_constant(diff: Any, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------- tactics
+
+_LEMMA_CHECKS: dict[str, tuple[Any, tuple[bool, str]]] = {}
+
+
+def lemma_check(lemma: Any) -> tuple[bool, str]:
+    """A lemma's own check, run once per process (the checks are pure SymPy)."""
+    hit = _LEMMA_CHECKS.get(lemma.name)
+    if hit is None or hit[0] is not lemma:
+        hit = (lemma, lemma.check())
+        _LEMMA_CHECKS[lemma.name] = hit
+    return hit[1]
 
 
 def _check_statement(st: Any) -> None:
@@ -291,16 +501,23 @@ def _lhopital(st: Any, t: LHopital, facts: Facts) -> None:
     if not is_zero(rewrite(f - num / den, t.steps, facts), facts):
         raise NotClosed("numerator / denominator is not the limit's argument")
     at = {x: x0}
-    if not is_zero(rewrite(num.subs(at), t.steps, facts), facts):
-        raise NotClosed("the numerator does not vanish at the limit point")
-    if not is_zero(rewrite(den.subs(at), t.steps, facts), facts):
-        raise NotClosed("the denominator does not vanish at the limit point")
-    dn = rewrite(sp.diff(num, x).subs(at), t.steps, facts)
-    dd = rewrite(sp.diff(den, x).subs(at), t.steps, facts)
+    # order r: n, d and their derivatives below order r vanish at x0, d^(r)(x0) != 0, then
+    # lim n/d = n^(r)(x0)/d^(r)(x0) (l'Hopital r times; Taylor with Peano remainder)
+    order = getattr(t, "order", 1)
+    if not isinstance(order, int) or order < 1:
+        raise NotClosed(f"LHopital order must be an integer >= 1, got {order!r}")
+    for r in range(order):
+        what = "" if r == 0 else f"'s derivative of order {r}"
+        if not is_zero(rewrite(sp.diff(num, x, r).subs(at), t.steps, facts), facts):
+            raise NotClosed(f"the numerator{what} does not vanish at the limit point")
+        if not is_zero(rewrite(sp.diff(den, x, r).subs(at), t.steps, facts), facts):
+            raise NotClosed(f"the denominator{what} does not vanish at the limit point")
+    dn = rewrite(sp.diff(num, x, order).subs(at), t.steps, facts)
+    dd = rewrite(sp.diff(den, x, order).subs(at), t.steps, facts)
     if is_zero(dd, facts) or not (facts.sign(dd, True) or facts.sign(-dd, True)):
         raise NotClosed("cannot show the denominator's derivative non-zero at the limit point")
     if not is_zero(dn / dd - value, facts):
-        raise NotClosed("n'(x0)/d'(x0) differs from the stated value")
+        raise NotClosed("n^(r)(x0)/d^(r)(x0) differs from the stated value")
 
 
 def _series(st: Any, t: Series, facts: Facts) -> None:
@@ -327,8 +544,9 @@ def _reduction(st: Any, t: Reduction, facts: Facts) -> None:
     if not t.uses and not t.extra:
         raise NotClosed("a Reduction needs at least one lemma or term")
     total = sp.Integer(0)
+    pos_lemma = False  # a strict lemma (gap > 0, proved by its check) times a factor > 0
     for u in t.uses:
-        ok, why = u.lemma.check()
+        ok, why = lemma_check(u.lemma)
         if not ok:
             raise NotClosed(f"lemma {u.lemma.name} failed its own check ({why})")
         for cond in u.lemma.conditions():
@@ -338,14 +556,16 @@ def _reduction(st: Any, t: Reduction, facts: Facts) -> None:
         if not facts.sign(sp.sympify(u.factor), strict=False):
             raise NotClosed(f"cannot show the factor {u.factor} of {u.lemma.name} >= 0")
         total += u.factor * u.lemma.instantiate(u.instance, u.lemma.gap())
-    pos_extra = False
+        if getattr(u.lemma, "strict", False) and facts.sign(sp.sympify(u.factor), strict=True):
+            pos_lemma = True
+    pos_extra = pos_lemma
     for term in t.extra:
         if facts.sign(term, strict=True):
             pos_extra = True
         elif not facts.sign(term, strict=False):
             raise NotClosed(f"cannot show the extra term {sp.sstr(term)[:120]} >= 0")
     if strict and not pos_extra:
-        raise NotClosed("a strict inequality needs one extra term shown > 0")
+        raise NotClosed("a strict inequality needs one extra term or strict lemma shown > 0")
     d = rewrite(big - small - total - sum(t.extra, sp.Integer(0)), t.steps, facts)
     if not is_zero(d, facts):
         raise NotClosed("big - small differs from the certificate's combination")

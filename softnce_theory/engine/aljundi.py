@@ -126,7 +126,6 @@ def _ce_gradient(cfg: CheckConfig) -> LegResult:
         p = np.exp(t - _lse(t, np.ones_like(own, dtype=bool))[:, None])
         closed = np.where(own == 1, -_sigmoid(others - t_own), p) / n  # p - e_y
         tally.close_normwise(g.numpy().T.ravel(), closed.ravel(), f"case {c}")
-        tally.holds(-float((g.numpy().T * own).max()), f"case {c}: own prototype attracted")
         if c < 3:
             d = 3
             emb, protos = t64(rng.standard_normal((n, d))), rng.standard_normal((k, d))
@@ -143,7 +142,7 @@ def _reduction(cfg: CheckConfig) -> LegResult:
     rng = np.random.default_rng(cfg.seed_for("aljundi.esupcon_reduces_to_prototype_ce"))
     tally = Tally("production", rtol=RTOL64, atol=1e-300, dtype="float64")
     for c in range(cfg.points(30, 8)):
-        k, d = int(rng.integers(2, 6)), 4
+        k, d = int(rng.integers(1, 6)), 4
         protos = t64(rng.standard_normal((k, d)))
         tau = temperature(rng)
         one = t64(rng.standard_normal((1, d)))
@@ -153,7 +152,19 @@ def _reduction(cfg: CheckConfig) -> LegResult:
             float(al.prototype_cross_entropy(one, y, protos, temperature=tau)),
             f"case {c}: B = 1 (tau={tau:.3g})",
         )
-        n = int(rng.integers(2, k + 1))
+    return tally.result("B = 1: esupcon_loss == prototype_cross_entropy")
+
+
+def _no_sample_leg(cfg: CheckConfig, claim_id: str, identity: bool) -> LegResult:
+    """Distinct labels (no anchor has a same-class sample): per row ESupCon = CE +
+    log1p(Z_N/Z_K) (NumPy, ``identity``) or ESupCon >= CE."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("production", rtol=RTOL64 if identity else 0, atol=1e-300, dtype="float64")
+    for c in range(cfg.points(30, 8)):
+        k, d = int(rng.integers(2, 6)), 4
+        protos = t64(rng.standard_normal((k, d)))
+        tau = temperature(rng)
+        n = int(rng.integers(1, k + 1))
         labels = rng.permutation(k)[:n]
         emb = rng.standard_normal((n, d))
         x, lab = t64(emb), torch.as_tensor(labels)
@@ -166,8 +177,110 @@ def _reduction(cfg: CheckConfig) -> LegResult:
             np.exp(_lse(s, ~np.eye(n, dtype=bool)) - _lse(t, np.ones_like(t, dtype=bool)))
         )
         for i in range(n):
-            tally.close(es[i], cer[i] + extra[i], f"case {c} row {i}: CE + log(1 + Z_N/Z_K)")
-    return tally.result("B = 1: esupcon == prototype CE; distinct labels: CE + log1p(Z_N/Z_K)")
+            where = f"case {c} row {i} (tau={tau:.3g})"
+            if identity:
+                tally.close(es[i], cer[i] + extra[i], where + ": CE + log(1 + Z_N/Z_K)")
+            else:
+                tally.holds(es[i] - cer[i] + 1e-13 * max(abs(es[i]), 1.0), where + ": >= CE")
+    return tally.result("no same-class sample: ESupCon vs CE + log1p(Z_N/Z_K) / >= CE")
+
+
+@PRODUCTION.register("aljundi.esupcon_no_same_class_sample")
+def _no_sample(cfg: CheckConfig) -> LegResult:
+    return _no_sample_leg(cfg, "aljundi.esupcon_no_same_class_sample", True)
+
+
+@PRODUCTION.register("aljundi.esupcon_no_same_class_sample_ge_ce")
+def _no_sample_ge(cfg: CheckConfig) -> LegResult:
+    return _no_sample_leg(cfg, "aljundi.esupcon_no_same_class_sample_ge_ce", False)
+
+
+def _ce_sign_leg(cfg: CheckConfig, claim_id: str, own: bool) -> LegResult:
+    """Autograd gradient of prototype_cross_entropy in the prototype logits (identity
+    embeddings, normalize=False): <= 0 on the own prototype, > 0 on the others."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("production", rtol=0, atol=0, dtype="float64")
+    for c in range(cfg.points(30, 8)):
+        _, t, labels = _rows(rng)
+        n, k = t.shape
+        w = t64(t.T.copy(), requires_grad=True)
+        loss = al.prototype_cross_entropy(
+            t64(np.eye(n)), torch.as_tensor(labels), w, temperature=1.0, normalize=False
+        )
+        (g,) = torch.autograd.grad(loss, w)
+        gt = g.numpy().T
+        p = np.exp(t - _lse(t, np.ones_like(t, dtype=bool))[:, None])
+        for i, y in enumerate(labels):
+            for kk in [y] if own else [kk for kk in range(k) if kk != y]:
+                v, where = float(gt[i, kk]), f"case {c}: row {i}, prototype {kk}"
+                tally.holds(-v if own else v, where)
+                if not own and p[i, kk] > 1e-300 and not v > 0:
+                    tally.fail(where + " not repelled")
+    return tally.result("sign of the autograd prototype-logit gradient (own <= 0, others > 0)")
+
+
+@PRODUCTION.register("aljundi.prototype_ce_attracts_own_prototype")
+def _ce_own(cfg: CheckConfig) -> LegResult:
+    return _ce_sign_leg(cfg, "aljundi.prototype_ce_attracts_own_prototype", True)
+
+
+@PRODUCTION.register("aljundi.prototype_ce_repels_other_prototypes")
+def _ce_others(cfg: CheckConfig) -> LegResult:
+    return _ce_sign_leg(cfg, "aljundi.prototype_ce_repels_other_prototypes", False)
+
+
+def tau_grad_closed(
+    emb: np.ndarray, protos: np.ndarray, labels: np.ndarray, tau: float, kind: str
+) -> float:
+    """NumPy closed form of dL/dtau (mean over rows) from the claims: CE (cos_y - sum_c p_c
+    cos_c)/tau^2; ESupCon (mean positive similarity - sum_a R_a a)/tau^2 over the other
+    samples and all prototypes."""
+    z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    w = protos / np.linalg.norm(protos, axis=1, keepdims=True)
+    n, k = len(z), len(w)
+    sims, cos = z @ z.T, z @ w.T
+    out = 0.0
+    for i in range(n):
+        if kind == "ce":
+            vals, pos = cos[i], [labels[i]]
+        else:
+            others = [a for a in range(n) if a != i]
+            vals = np.concatenate([sims[i, others], cos[i]])
+            pos = [e for e, a in enumerate(others) if labels[a] == labels[i]]
+            pos.append(len(others) + int(labels[i]))
+        r = np.exp((vals - vals.max()) / tau)
+        out += (vals[pos].mean() - float((r * vals).sum() / r.sum())) / tau**2
+    del k
+    return out / n
+
+
+def _tau_leg(cfg: CheckConfig, claim_id: str, kind: str) -> LegResult:
+    """dL/dtau of the production loss (a float64 tensor temperature, autograd) vs the NumPy
+    closed form."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("production", rtol=1e-10, atol=1e-13, dtype="float64")
+    fn = al.prototype_cross_entropy if kind == "ce" else al.esupcon_loss
+    for c in range(cfg.points(20, 5)):
+        n, k, d = int(rng.integers(1, 7)), int(rng.integers(1, 5)), 4
+        labels = rng.integers(0, k, size=n)
+        emb, protos = rng.standard_normal((n, d)), rng.standard_normal((k, d))
+        t = float(10 ** rng.uniform(-1, 0.7))
+        tau = t64(t, requires_grad=True)
+        out = fn(t64(emb), torch.as_tensor(labels), t64(protos), temperature=tau)
+        (g,) = torch.autograd.grad(out, tau)
+        want = tau_grad_closed(emb, protos, labels, t, kind)
+        tally.close(float(g), want, f"case {c} {labels.tolist()} tau={t:.3g}")
+    return tally.result("autograd dL/dtau (tensor temperature) vs the NumPy closed form")
+
+
+@PRODUCTION.register("aljundi.prototype_ce_temperature_gradient")
+def _ce_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(cfg, "aljundi.prototype_ce_temperature_gradient", "ce")
+
+
+@PRODUCTION.register("aljundi.esupcon_temperature_gradient")
+def _es_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(cfg, "aljundi.esupcon_temperature_gradient", "es")
 
 
 def _es_autograd(s: np.ndarray, t: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,8 +317,11 @@ def _es_gradient(cfg: CheckConfig) -> LegResult:
     )
 
 
-@PRODUCTION.register("aljundi.esupcon_same_class_repulsion")
-def _repulsion(cfg: CheckConfig) -> LegResult:
+@PRODUCTION.register("aljundi.esupcon_own_prototype_attracted_without_samples")
+def _own_attracted(cfg: CheckConfig) -> LegResult:
+    """Autograd of esupcon_formula: anchors without a same-class sample (and with another
+    sample) attract their own prototype (< 0); the net signs of all positives follow
+    R > 1/(|P|+1) (esupcon_logit_gradient), checked alongside."""
     rng = np.random.default_rng(cfg.seed_for("aljundi.esupcon_same_class_repulsion"))
     tally = Tally("production", rtol=0, atol=0, dtype="float64")
     counts = {"samples_repelled": 0, "own_proto_repelled": 0, "no_positive_attracted": 0}
@@ -239,13 +355,15 @@ def _repulsion(cfg: CheckConfig) -> LegResult:
             if abs(r[i, n + y] - thresh) > 1e-12 and (gt[i, y] > 0) != (r[i, n + y] > thresh):
                 tally.fail(f"case {c}: own prototype of anchor {i}: sign not iff R > 1/(|P|+1)")
             counts["own_proto_repelled"] += int(gt[i, y] > 0)
-            if n_pos == 0:
+            if n_pos == 0 and n > 1:
                 tally.holds(
                     -float(gt[i, y]), f"case {c}: anchor {i} (|P| = 0) attracts its prototype"
                 )
+                if not gt[i, y] < 0:
+                    tally.fail(f"case {c}: anchor {i} (|P| = 0) does not attract its prototype")
                 counts["no_positive_attracted"] += int(gt[i, y] < 0)
-    if counts["samples_repelled"] == 0 or counts["own_proto_repelled"] == 0:
-        tally.fail(f"repulsion not exhibited: {counts}")
+    if counts["no_positive_attracted"] == 0:
+        tally.fail(f"no anchor without same-class samples: {counts}")
     return tally.result(
         "autograd signs vs softmax shares (NumPy): repelled iff R > 1/(|P|+1)", **counts
     )

@@ -4,6 +4,7 @@ of the production losses against the mpmath oracles (value and gradient)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -156,28 +157,49 @@ def _population(
     return (w * L.ranking_nce(scores, log_q=logq[idx], reduction="none")).sum()
 
 
-@PRODUCTION.register("infonce.ranking_nce_consistency")
-def _prod_ranking(cfg: CheckConfig) -> LegResult:
-    rng = _rng(cfg, "infonce.ranking_nce_consistency.production")
-    tally = Tally("production", rtol=1e-12, atol=1e-14, dtype="float64")
+def _ranking_cases(cfg: CheckConfig, key: str) -> Iterator[tuple[Any, ...]]:
+    rng = _rng(cfg, key)
     for case in range(cfg.points(12, 4)):
         ncls, kk = int(rng.integers(2, 5)), int(rng.integers(1, 4))
         p, q = rng.dirichlet(np.ones(ncls)), rng.dirichlet(np.ones(ncls))
         idx_np, w_np = _ranking_rows(ncls, kk, p, q)
         idx, w, logq = torch.as_tensor(idx_np), t64(w_np), t64(np.log(q))
         star = np.log(p) + rng.normal() * 3
-        j0, g = value_and_grad(_population, t64(star), idx, w, logq)
-        where = f"case {case} (C={ncls}, K={kk})"
+        yield f"case {case} (C={ncls}, K={kk})", rng, idx, w, logq, star
+
+
+@PRODUCTION.register("infonce.ranking_nce_consistency")
+def _prod_ranking(cfg: CheckConfig) -> LegResult:
+    tally = Tally("production", rtol=1e-12, atol=1e-14, dtype="float64")
+    for where, rng, idx, w, logq, star in _ranking_cases(
+        cfg, "infonce.ranking_nce_consistency.production"
+    ):
+        _, g = value_and_grad(_population, t64(star), idx, w, logq)
         for a, gv in enumerate(g.tolist()):
             tally.close(gv, 0.0, where + f": dJ/ds_{a} at s*")
-        for u in range(3):
-            d = rng.standard_normal(ncls) * float(10 ** rng.uniform(-1.5, 0.5))
-            d -= d.mean()
-            j1 = float(_population(t64(star + d), idx, w, logq))
-            tally.holds(j1 - j0 - 1e-12 * abs(j0), where + f": J(s* + d_{u}) > J(s*)")
+        d = rng.standard_normal(len(star))
+        tally.close(float(np.dot(g, d)), 0.0, where + ": directional derivative at s*")
     return tally.result(
         "production ranking_nce (log q) summed exactly over all label tuples: "
-        "autograd gradient 0 at s* = log p + c, larger at perturbations"
+        "autograd gradient and directional derivative 0 at s* = log p + c"
+    )
+
+
+@PRODUCTION.register("infonce.ranking_nce_minimiser")
+def _prod_ranking_min(cfg: CheckConfig) -> LegResult:
+    tally = Tally("production", rtol=1e-12, atol=1e-14, dtype="float64")
+    for where, rng, idx, w, logq, star in _ranking_cases(
+        cfg, "infonce.ranking_nce_minimiser.production"
+    ):
+        j0 = float(_population(t64(star), idx, w, logq))
+        for u in range(3):
+            d = rng.standard_normal(len(star)) * float(10 ** rng.uniform(-1.5, 0.5))
+            d -= d.mean()
+            j1 = float(_population(t64(star + d), idx, w, logq))
+            tally.holds(j1 - j0 + 1e-12 * abs(j0), where + f": J(s* + d_{u}) >= J(s*)")
+    return tally.result(
+        "production ranking_nce (log q) summed exactly over all label tuples: J(s* + d) >= "
+        "J(s*) at random perturbations (float64 rounding allowance 1e-12 |J|)"
     )
 
 
@@ -221,45 +243,78 @@ def _np_query_grad(
     return gh
 
 
-@PRODUCTION.register("infonce.query_gradient")
-def _prod_query_grad(cfg: CheckConfig) -> LegResult:
-    rng = _rng(cfg, "infonce.query_gradient.production")
+def _query_grad_leg(cfg: CheckConfig, key: str, kind: str) -> LegResult:
+    """In-batch keys (the claims' setting): autograd of the production info_nce w.r.t. the
+    query vs the closed form assembled in NumPy; dot similarity with key log q, cosine
+    without."""
+    rng = _rng(cfg, key)
     tally = Tally("production", rtol=1e-11, atol=TINY, dtype="float64")
-    for case in range(cfg.points(30, 9)):
-        mode = ("in-batch", "unpaired", "paired")[case % 3]
-        kind = ("cosine", "dot")[(case // 3) % 2]
-        b, d, m = int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    for case in range(cfg.points(20, 6)):
+        b, d = int(rng.integers(1, 6)), int(rng.integers(1, 6))
         t = float(10 ** rng.uniform(-1, 1))
         q, k = rng.standard_normal((b, d)), rng.standard_normal((b, d))
-        klq = np.log(rng.dirichlet(np.ones(b)))
-        kw: dict[str, Any] = {"temperature": t, "similarity": kind, "key_log_q": t64(klq)}
-        if mode == "in-batch":
-            neg = None
-            cands = np.broadcast_to(k, (b, b, d))
-            lq = np.broadcast_to(klq, (b, b))
-            pos = np.arange(b)
-        else:
-            nlq = rng.standard_normal((b, m))
-            kw["negative_log_q"] = t64(nlq)
-            if mode == "unpaired":
-                neg = rng.standard_normal((m, d))
-                negs = np.broadcast_to(neg, (b, m, d))
-                nlq_b = nlq
-            else:
-                neg = rng.standard_normal((b, m, d))
-                kw["negative_mode"] = "paired"
-                negs = neg
-                nlq_b = nlq
-            cands = np.concatenate([k[:, None, :], negs], axis=1)
-            lq = np.concatenate([klq[:, None], nlq_b], axis=1)
-            pos = np.zeros(b, dtype=int)
-        args = (t64(q), t64(k)) if neg is None else (t64(q), t64(k), t64(neg))
-        _, g = value_and_grad(L.info_nce, *args, **kw)
-        closed = _np_query_grad(q, np.asarray(cands), np.asarray(lq), pos, t, kind)
-        tally.close_normwise(g.ravel(), closed.ravel(), f"case {case} ({mode}, {kind}, t={t:.3g})")
-    return tally.result(
-        "autograd query gradient vs the closed form assembled in NumPy "
-        "(all negative modes, cosine and dot, with log q)"
+        klq = np.log(rng.dirichlet(np.ones(b))) if kind == "dot" else np.zeros(b)
+        kw: dict[str, Any] = {"temperature": t, "similarity": kind}
+        if kind == "dot":
+            kw["key_log_q"] = t64(klq)
+        _, g = value_and_grad(L.info_nce, t64(q), t64(k), **kw)
+        cands = np.broadcast_to(k, (b, b, d))
+        lq = np.broadcast_to(klq, (b, b))
+        closed = _np_query_grad(q, np.asarray(cands), np.asarray(lq), np.arange(b), t, kind)
+        tally.close_normwise(g.ravel(), closed.ravel(), f"case {case} ({kind}, t={t:.3g})")
+    return tally.result(f"autograd query gradient vs the closed form in NumPy ({kind}, in-batch)")
+
+
+@PRODUCTION.register("infonce.query_gradient")
+def _prod_query_grad(cfg: CheckConfig) -> LegResult:
+    return _query_grad_leg(cfg, "infonce.query_gradient.production", "dot")
+
+
+@PRODUCTION.register("infonce.query_gradient_cosine")
+def _prod_query_grad_cos(cfg: CheckConfig) -> LegResult:
+    return _query_grad_leg(cfg, "infonce.query_gradient_cosine.production", "cosine")
+
+
+def _tau_leg(cfg: CheckConfig, key: str, loss: Any, closed: Any) -> LegResult:
+    """Closed-form dL/dt (mpmath, from the oracle's similarities) vs ``t.grad`` of the production
+    loss called with a float64 tensor temperature that requires grad."""
+    rng = _rng(cfg, key)
+    tally = Tally("production", rtol=1e-11, atol=TINY, dtype="float64")
+    with workdps(cfg.dps):
+        for case in range(cfg.points(20, 6)):
+            b, d = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+            t = float(10 ** rng.uniform(-1, 1))
+            a_, b_ = rng.standard_normal((b, d)), rng.standard_normal((b, d))
+            tt = torch.tensor(t, dtype=torch.float64, requires_grad=True)
+            loss(t64(a_), t64(b_), temperature=tt).backward()
+            if tt.grad is None:
+                tally.fail(f"case {case}: the loss left t.grad empty")
+                continue
+            want = closed(a_, b_, t)
+            # dL/dt can cancel to ~0: compare relative to the scale (1/t^2) |S| <= 1/t^2
+            part = Tally("production", rtol=1e-11, atol=1e-13 / t**2)
+            part.close(float(tt.grad), want, f"case {case} (B={b}, t={t:.3g})")
+            _merge(tally, part)
+    return tally.result("t.grad of the production loss (tensor t) vs the closed-form dL/dt")
+
+
+@PRODUCTION.register("infonce.info_nce_temperature_gradient")
+def _prod_info_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(
+        cfg,
+        "infonce.info_nce_temperature_gradient.production",
+        L.info_nce,
+        oracle.info_nce_tau_grad,
+    )
+
+
+@PRODUCTION.register("infonce.symmetric_temperature_gradient")
+def _prod_sym_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(
+        cfg,
+        "infonce.symmetric_temperature_gradient.production",
+        L.symmetric_info_nce,
+        oracle.symmetric_tau_grad,
     )
 
 

@@ -110,7 +110,9 @@ def _logit_grad(kind: str, s: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return g.numpy()
 
 
-def _gradient_leg(cfg: CheckConfig, claim_id: str, kind: str, sign_check: Any) -> LegResult:
+def _gradient_leg(cfg: CheckConfig, claim_id: str, kind: str) -> LegResult:
+    """The claims' gradients are in the similarities s at temperature t: autograd of the
+    production loss at logits s / t in s, against the NumPy closed form at s / t, over t."""
     rng = np.random.default_rng(cfg.seed_for(claim_id))
     tally = Tally("production", rtol=RTOL64, atol=1e-300, dtype="float64")
     gc_cases = min(3, cfg.points(30, 8))
@@ -119,18 +121,20 @@ def _gradient_leg(cfg: CheckConfig, claim_id: str, kind: str, sign_check: Any) -
         n = int(rng.integers(2, 9))
         labels = _labels(rng, n)
         s = rng.standard_normal((n, n)) * float(10 ** rng.uniform(-2, 3.5))
-        g = _logit_grad(kind, s, labels)
+        t = temperature(rng)
+        x = t64(s, requires_grad=True)
+        (g,) = torch.autograd.grad(_from_logits(kind)(x / t, torch.as_tensor(labels)), x)
+        want = closed_grad(s / t, labels, kind) / t
         tally.close_normwise(
-            g.ravel(), closed_grad(s, labels, kind).ravel(), f"case {c} {labels.tolist()}"
+            g.numpy().ravel(), want.ravel(), f"case {c} {labels.tolist()} t={t:.3g}"
         )
-        sign_check(tally, g, s, labels, f"case {c}")
         if c < gc_cases:
             y = torch.as_tensor(labels)
             fn = partial(_call_with_labels, _from_logits(kind), y)
             gc_ok += gradcheck(fn, t64(s) / max(1.0, float(np.abs(s).max())))
     if gc_ok < gc_cases:
         tally.fail(f"torch.autograd.gradcheck failed on {gc_cases - gc_ok} cases")
-    return tally.result("autograd of the *_from_logits loss vs NumPy closed form; gradcheck")
+    return tally.result("autograd of the *_from_logits loss at s/t vs NumPy closed form; gradcheck")
 
 
 def _call_with_labels(
@@ -139,59 +143,76 @@ def _call_with_labels(
     return fn(v, y)
 
 
-def _no_sign(tally: Tally, g: np.ndarray, s: np.ndarray, labels: np.ndarray, where: str) -> None:
-    return None
-
-
 @PRODUCTION.register("sincere.supcon_out_gradient")
 def _out_gradient(cfg: CheckConfig) -> LegResult:
-    return _gradient_leg(cfg, "sincere.supcon_out_gradient", "out", _no_sign)
+    return _gradient_leg(cfg, "sincere.supcon_out_gradient", "out")
 
 
-def _in_sign(tally: Tally, g: np.ndarray, s: np.ndarray, labels: np.ndarray, where: str) -> None:
-    pos, _ = _sets(labels)
-    if pos.any():
-        worst = float(g[pos].max())
-        tally.holds(
-            -worst + 1e-15 * float(np.abs(g).max()), f"{where}: max positive entry {worst:.3e}"
-        )
+@PRODUCTION.register("sincere.supcon_in_gradient")
+def _in_gradient(cfg: CheckConfig) -> LegResult:
+    return _gradient_leg(cfg, "sincere.supcon_in_gradient", "in")
+
+
+@PRODUCTION.register("sincere.sincere_gradient")
+def _sincere_gradient(cfg: CheckConfig) -> LegResult:
+    return _gradient_leg(cfg, "sincere.sincere_gradient", "sincere")
+
+
+def _sign_leg(cfg: CheckConfig, claim_id: str, kind: str, on: str, want: int) -> LegResult:
+    """The sign ``want`` (-1: < 0, 0: <= 0, +1: > 0) of the autograd gradient of the
+    production loss on the positive (``on="pos"``) or negative entries of anchors with
+    positives (SINCERE's positives: only anchors with a negative, the claim's hypothesis).
+    Strict signs are required where the entry is not 0 by float64 underflow of its closed form
+    (|closed| > 1e-300)."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("production", rtol=0, atol=0, dtype="float64")
+    for c in range(cfg.points(30, 8)):
+        n = int(rng.integers(2, 9))
+        labels = _labels(rng, n)
+        s = rng.standard_normal((n, n)) * float(10 ** rng.uniform(-2, 2))
+        g = _logit_grad(kind, s, labels)
+        closed = closed_grad(s, labels, kind)
+        pos, neg = _sets(labels)
+        rows = np.asarray(pos.any(axis=1))
+        if kind == "sincere" and on == "pos":
+            rows = rows & np.asarray(neg.any(axis=1))
+        mask = (pos if on == "pos" else neg) & rows[:, None]
+        for i, a in zip(*np.nonzero(mask), strict=True):
+            v, where = float(g[i, a]), f"case {c} {labels.tolist()} [{i}][{a}]"
+            tally.holds(v if want > 0 else -v, where)
+            if want and abs(closed[i, a]) > 1e-300 and not v * want > 0:
+                tally.fail(f"{where}: {v!r} does not have sign {want}")
+    return tally.result(f"sign of the autograd gradient of the {kind} loss on its {on} entries")
 
 
 @PRODUCTION.register("sincere.supcon_in_gradient_nonpositive")
-def _in_gradient(cfg: CheckConfig) -> LegResult:
-    return _gradient_leg(cfg, "sincere.supcon_in_gradient_nonpositive", "in", _in_sign)
+def _in_sign(cfg: CheckConfig) -> LegResult:
+    return _sign_leg(cfg, "sincere.supcon_in_gradient_nonpositive", "in", "pos", 0)
 
 
-def _sincere_sign(
-    tally: Tally, g: np.ndarray, s: np.ndarray, labels: np.ndarray, where: str
-) -> None:
-    pos, neg = _sets(labels)
-    if pos.any():
-        tally.holds(-float(g[pos].max()), f"{where}: SINCERE positive entries <= 0")
-    has_pos = np.asarray(pos.any(axis=1))
-    rows_neg = np.logical_and(neg, has_pos[:, None])  # negatives of anchors with positives
-    if rows_neg.any():
-        tally.holds(float(g[rows_neg].min()), f"{where}: negative entries >= 0")
+@PRODUCTION.register("sincere.sincere_attracts_positives")
+def _sincere_attracts(cfg: CheckConfig) -> LegResult:
+    return _sign_leg(cfg, "sincere.sincere_attracts_positives", "sincere", "pos", -1)
 
 
-@PRODUCTION.register("sincere.no_same_class_repulsion")
-def _no_repulsion(cfg: CheckConfig) -> LegResult:
-    return _gradient_leg(cfg, "sincere.no_same_class_repulsion", "sincere", _sincere_sign)
+@PRODUCTION.register("sincere.sincere_repels_negatives")
+def _sincere_repels(cfg: CheckConfig) -> LegResult:
+    return _sign_leg(cfg, "sincere.sincere_repels_negatives", "sincere", "neg", 1)
 
 
-@PRODUCTION.register("sincere.supcon_per_term_repulsion")
-def _per_term(cfg: CheckConfig) -> LegResult:
-    """SupCon's denominator ignores labels, so the single term l_ip is the loss of anchor i
-    after relabelling its other positives: its gradient on s_iq (q relabelled) must be P_iq."""
-    rng = np.random.default_rng(cfg.seed_for("sincere.supcon_per_term_repulsion"))
+def _per_term_leg(cfg: CheckConfig, claim_id: str, check_value: bool) -> LegResult:
+    """SupCon's denominator ignores labels, so the single term l_ia is the loss of anchor i
+    after relabelling its other positives: its gradient on s_iq (q relabelled) at temperature t
+    must be P_iq / t (``check_value``) and > 0."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
     tally = Tally("production", rtol=RTOL64, atol=1e-300, dtype="float64")
-    repelled = 0
     for c in range(cfg.points(20, 5)):
         n = int(rng.integers(4, 9))
         labels = np.concatenate([[0, 0, 0], rng.integers(0, 3, size=n - 3)])
         s = rng.standard_normal((n, n)) * float(10 ** rng.uniform(-1, 1.5))
+        t = temperature(rng)
         pos, neg = _sets(labels)
-        p = _softmax_masked(s, pos | neg)
+        p = _softmax_masked(s / t, pos | neg)
         i = 0
         ps = np.flatnonzero(pos[i])
         for a in ps:
@@ -199,22 +220,94 @@ def _per_term(cfg: CheckConfig) -> LegResult:
             others = [q for q in ps if q != a]
             lab[others] = labels.max() + 1 + np.arange(len(others))  # now negatives of i
             x = t64(s, requires_grad=True)
-            term = sl.supcon_from_logits(x, torch.as_tensor(lab), reduction="none")[i]
+            term = sl.supcon_from_logits(x / t, torch.as_tensor(lab), reduction="none")[i]
             (g,) = torch.autograd.grad(term, x)
             for q in others:
-                tally.close(float(g[i, q]), p[i, q], f"case {c}: d l_0{a} / d s_0{q}")
-                tally.holds(float(g[i, q]), f"case {c}: d l_0{a} / d s_0{q} > 0")
-        g_all = _logit_grad("out", s, labels) * max(int((pos.sum(1) > 0).sum()), 1)
-        for a in ps:
-            if (g_all[i, a] > 0) != (p[i, a] > 1.0 / len(ps)):
-                if abs(p[i, a] - 1.0 / len(ps)) > 1e-12:
-                    tally.fail(f"case {c}: net sign of s_0{a} not iff P > 1/|P|")
-            repelled += int(g_all[i, a] > 0)
-    if repelled == 0:
-        tally.fail("no repelled positive exhibited")
-    return tally.result(
-        "per-term gradient via relabelling vs P_iq (NumPy); net sign", repelled=repelled
-    )
+                where = f"case {c} t={t:.3g}: d l_0{a} / d s_0{q}"
+                if check_value:
+                    tally.close(float(g[i, q]), p[i, q] / t, where + " = P / t")
+                else:
+                    tally.holds(float(g[i, q]), where + " > 0")
+                    if p[i, q] > 1e-300 and not float(g[i, q]) > 0:
+                        tally.fail(where + " is not > 0")
+    return tally.result("per-term gradient via relabelling: P_iq / t (NumPy) and > 0")
+
+
+@PRODUCTION.register("sincere.supcon_per_term_cross_gradient")
+def _per_term_cross(cfg: CheckConfig) -> LegResult:
+    return _per_term_leg(cfg, "sincere.supcon_per_term_cross_gradient", True)
+
+
+@PRODUCTION.register("sincere.supcon_per_term_repulsion")
+def _per_term(cfg: CheckConfig) -> LegResult:
+    return _per_term_leg(cfg, "sincere.supcon_per_term_repulsion", False)
+
+
+def tau_grad_closed(sims: np.ndarray, labels: np.ndarray, t: float, kind: str) -> float:
+    """NumPy closed form of dL/dt of the mean-reduced loss at similarities ``sims`` (logits
+    sims / t), written from the claims sincere.*_temperature_gradient (mean over anchors with
+    positives)."""
+    pos, neg = _sets(labels)
+    allm = pos | neg
+    valid = np.flatnonzero(pos.any(axis=1))
+    if len(valid) == 0:
+        return 0.0
+    p_all = _softmax_masked(sims / t, allm)
+    total = 0.0
+    for i in valid:
+        e_all = float((p_all[i] * sims[i]).sum())
+        if kind == "out":
+            total += (sims[i][pos[i]].mean() - e_all) / t**2
+        elif kind == "in":
+            x = _softmax_masked(sims[i : i + 1] / t, pos[i : i + 1])[0]
+            total += (float((x * sims[i]).sum()) - e_all) / t**2
+        else:
+            acc = 0.0
+            for k in np.flatnonzero(pos[i]):
+                over = neg[i].copy()
+                over[k] = True
+                q = _softmax_masked(sims[i : i + 1] / t, over[None, :])[0]
+                acc += sims[i, k] - float((q * sims[i]).sum())
+            total += acc / (pos[i].sum() * t**2)
+    return total / len(valid)
+
+
+def _tau_leg(cfg: CheckConfig, claim_id: str, kind: str) -> LegResult:
+    """dL/dtau of the production loss (a float64 tensor temperature, autograd) vs the NumPy
+    closed form at the similarities z_i . z_j of the normalised embeddings."""
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    tally = Tally("production", rtol=1e-10, atol=1e-13, dtype="float64")
+    for c in range(cfg.points(20, 5)):
+        n = int(rng.integers(2, 9))
+        labels = _labels(rng, n)
+        emb = rng.standard_normal((n, 4))
+        t = float(10 ** rng.uniform(-1, 0.7))
+        tau = t64(t, requires_grad=True)
+        x, y = t64(emb), torch.as_tensor(labels)
+        if kind == "sincere":
+            out = sl.sincere_loss(x, y, temperature=tau)
+        else:
+            out = sl.supcon_loss(x, y, temperature=tau, variant=cast(sl.Variant, kind))
+        (g,) = torch.autograd.grad(out, tau)
+        z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        want = tau_grad_closed(z @ z.T, labels, t, kind)
+        tally.close(float(g), want, f"case {c} {labels.tolist()} t={t:.3g}")
+    return tally.result("autograd dL/dtau (tensor temperature) vs the NumPy closed form")
+
+
+@PRODUCTION.register("sincere.supcon_out_temperature_gradient")
+def _out_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(cfg, "sincere.supcon_out_temperature_gradient", "out")
+
+
+@PRODUCTION.register("sincere.supcon_in_temperature_gradient")
+def _in_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(cfg, "sincere.supcon_in_temperature_gradient", "in")
+
+
+@PRODUCTION.register("sincere.sincere_temperature_gradient")
+def _sincere_tau(cfg: CheckConfig) -> LegResult:
+    return _tau_leg(cfg, "sincere.sincere_temperature_gradient", "sincere")
 
 
 def _emb_cases(
@@ -313,36 +406,71 @@ def _infonce(cfg: CheckConfig) -> LegResult:
     )
 
 
-@PRODUCTION.register("sincere.supcon_repulsion_grows_with_positives")
-def _growth(cfg: CheckConfig) -> LegResult:
-    rng = np.random.default_rng(cfg.seed_for("sincere.supcon_repulsion_grows_with_positives"))
-    tally = Tally("production", rtol=0, atol=0, dtype="float64")
-    sizes = (1, 2, 3, 4, 8, 16, 32, 64) if not cfg.quick else (1, 2, 4, 16)
-    for c in range(cfg.points(4, 2)):
+def _closest_positive_grad(
+    m: int, s_c: float, s_o: float, negs: np.ndarray, t: float
+) -> tuple[float, float]:
+    """Autograd of the production SupCon L_out of anchor 0 in the similarity of its closest
+    positive (s_c; m - 1 positives at s_o, the negatives at ``negs``, temperature t), and
+    the denominator D = e^{s_c/t} + (m-1) e^{s_o/t} + Z_N (NumPy)."""
+    n = 1 + m + len(negs)  # anchor 0, closest positive 1, others, negatives
+    s = np.zeros((n, n))
+    s[0, 1], s[0, 2 : m + 1], s[0, m + 1 :] = s_c, s_o, negs
+    labels = np.array([0] * (m + 1) + [1] * len(negs))
+    x = t64(s, requires_grad=True)
+    row0 = sl.supcon_from_logits(x / t, torch.as_tensor(labels), reduction="none")[0]
+    (g,) = torch.autograd.grad(row0, x)
+    den = np.exp(s_c / t) + (m - 1) * np.exp(s_o / t) + np.exp(negs / t).sum()
+    return float(g[0, 1]), float(den)
+
+
+def _growth_cases(cfg: CheckConfig, claim_id: str) -> list[tuple[float, float, np.ndarray, float]]:
+    rng = np.random.default_rng(cfg.seed_for(claim_id))
+    out = []
+    for _ in range(cfg.points(4, 2)):
         s_c = float(rng.uniform(2, 6))
         s_o = s_c - float(rng.uniform(0.2, 3))
         negs = rng.standard_normal(int(rng.integers(5, 40))) * 2
-        prev = False
+        out.append((s_c, s_o, negs, float(10 ** rng.uniform(-0.5, 0.5))))
+    return out
+
+
+_GROWTH_SIZES = (1, 2, 3, 4, 8, 16, 32, 64)
+
+
+@PRODUCTION.register("sincere.supcon_repulsion_threshold")
+def _threshold(cfg: CheckConfig) -> LegResult:
+    tally = Tally("production", rtol=1e-11, atol=1e-300, dtype="float64")
+    sizes = _GROWTH_SIZES if not cfg.quick else (1, 2, 4, 16)
+    for c, (s_c, s_o, negs, t) in enumerate(
+        _growth_cases(cfg, "sincere.supcon_repulsion_threshold")
+    ):
         for m in sizes:
-            n = 1 + m + len(negs)  # anchor 0, closest positive 1, others, negatives
-            s = np.zeros((n, n))
-            s[0, 1], s[0, 2 : m + 1], s[0, m + 1 :] = s_c, s_o, negs
-            labels = np.array([0] * (m + 1) + [1] * len(negs))
-            x = t64(s, requires_grad=True)
-            row0 = sl.supcon_from_logits(x, torch.as_tensor(labels), reduction="none")[0]
-            (g,) = torch.autograd.grad(row0, x)
-            xs = t64(s, requires_grad=True)
-            row0s = sl.sincere_from_logits(xs, torch.as_tensor(labels), reduction="none")[0]
-            (gs,) = torch.autograd.grad(row0s, xs)
-            predicted = (m - 1) * (np.exp(s_c) - np.exp(s_o)) > np.exp(negs).sum()
-            rep = bool(g[0, 1] > 0)
-            if rep != predicted:
-                tally.fail(f"case {c}, |P|={m}: sign {float(g[0, 1]):.3e} not as predicted")
-            if prev and not rep:
-                tally.fail(f"case {c}, |P|={m}: repulsion switched off")
-            prev = rep
-            tally.holds(-float(gs[0, 1]), f"case {c}, |P|={m}: SINCERE attracts")
-    return tally.result("closest-positive autograd gradient vs |P|: predicted sign, monotone onset")
+            g, den = _closest_positive_grad(m, s_c, s_o, negs, t)
+            margin = (m - 1) * (np.exp(s_c / t) - np.exp(s_o / t)) - np.exp(negs / t).sum()
+            tally.close(g, margin / (m * t * den), f"case {c}, |P|={m}, t={t:.3g}")
+    return tally.result("closest-positive autograd gradient vs the threshold closed form")
+
+
+@PRODUCTION.register("sincere.supcon_repulsion_grows_with_positives")
+def _growth(cfg: CheckConfig) -> LegResult:
+    tally = Tally("production", rtol=0, atol=0, dtype="float64")
+    sizes = _GROWTH_SIZES if not cfg.quick else (1, 2, 4, 16)
+    for c, (s_c, s_o, negs, t) in enumerate(
+        _growth_cases(cfg, "sincere.supcon_repulsion_grows_with_positives")
+    ):
+        prev_scaled, prev_rep = None, False
+        for m in sizes:
+            g, den = _closest_positive_grad(m, s_c, s_o, negs, t)
+            scaled = m * t * den * g  # |P| t D times the autograd gradient
+            where = f"case {c}, |P|={m}, t={t:.3g}"
+            if prev_scaled is not None:
+                slack = 1e-12 * max(abs(scaled), abs(prev_scaled))
+                tally.holds(scaled - prev_scaled + slack, where + ": |P| t D grad increases")
+            rep = g > 0
+            if prev_rep and not rep:
+                tally.fail(where + ": repulsion switched off as |P| grew")
+            prev_scaled, prev_rep = scaled, rep
+    return tally.result("closest-positive autograd gradient vs |P|: |P| t D grad increasing")
 
 
 def hobbitlong_numpy(features: np.ndarray, labels: np.ndarray, tau: float, base: float) -> float:
