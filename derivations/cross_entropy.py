@@ -189,7 +189,7 @@ CLAIMS: tuple[Claim, ...] = (
         text="d(soft CE)/dt = (sum_k alpha_k f_k - sum(alpha) * E_p[f]) / t^2.",
         statement=_soft_ce_tau_statement,
         source="derived here from the soft-target CE (learnable temperature, CLIP convention)",
-        evidence=("symbolic", "precise"),
+        evidence=("symbolic", "precise", "production"),
         tactic=Differentiate(steps=("doit", "linear_sums")),
         facts=lambda: (),
         uses=("soft_ce",),

@@ -409,3 +409,37 @@ def test_proved_claims_name_a_tactic_not_a_verdict():
         if "symbolic" in c.evidence and c.tactic is not None:
             assert not callable(c.tactic), c.id
             assert prove(c).method  # the engine describes what it did
+
+
+def test_no_claim_keeps_a_legacy_verdict_or_prose_assumptions():
+    legacy = [c.id for c in all_claims() if c.prove is not None or c.assumptions]
+    assert not legacy, f"re-express with statement + facts + tactic: {legacy}"
+
+
+def test_every_symbolic_claim_also_has_a_numeric_leg():
+    """SymPy's own transformations can be wrong (a `doit` bug was met in SymPy 1.14); a numeric
+    leg on the same statement turns such an error into `refuted` instead of a false `proved`."""
+    from numerics import precise_registry
+    from softnce_theory.engine import production_registry
+
+    precise, production = precise_registry(), production_registry()
+    lone = [
+        c.id
+        for c in all_claims()
+        if c.tactic is not None and precise.get(c.id) is None and production.get(c.id) is None
+    ]
+    assert not lone, lone
+
+
+def test_every_definition_has_a_definition_leg_and_every_claim_uses_definitions():
+    from derivations import all_definitions
+    from numerics import definition_registry
+
+    reg = definition_registry()
+    defs = {d.id for d in all_definitions()}
+    assert defs, "no definitions declared"
+    assert not [d for d in defs if reg.get(d) is None]
+    for c in all_claims():
+        assert c.uses, f"{c.id}: the statement must name the definitions it is built from"
+        missing = [u for u in c.uses if f"{c.family}.{u}" not in defs]
+        assert not missing, f"{c.id}: unknown definitions {missing}"

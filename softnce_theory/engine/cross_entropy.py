@@ -81,6 +81,31 @@ def _soft_ce_gradient(cfg: CheckConfig) -> LegResult:
     return tally.result("autograd vs closed form (p*sum(alpha) - alpha)/(N t)")
 
 
+@PRODUCTION.register("cross_entropy.soft_ce_temperature_gradient")
+def _soft_ce_temperature_gradient(cfg: CheckConfig) -> LegResult:
+    """``tau.grad`` of the production loss (a float64 tensor temperature) against the closed
+    form (sum_k a_k f_k - sum(a) E_p[f]) / t^2, averaged over rows, assembled in NumPy."""
+    rng = np.random.default_rng(cfg.seed_for("cross_entropy.soft_ce_temperature_gradient"))
+    tally = Tally("production", rtol=RTOL64, dtype="float64")
+    for k in range(cfg.points(30)):
+        n, c = int(rng.integers(1, 6)), int(rng.integers(2, 10))
+        t = temperature(rng)
+        logits = rng.standard_normal((n, c)) * logit_scale(rng)
+        a = rng.uniform(0, 2, size=(n, c))  # general non-negative targets (the claim's scope)
+        tau = torch.tensor(t, dtype=torch.float64, requires_grad=True)
+        loss = ce.soft_target_cross_entropy(t64(logits), t64(a), temperature=tau, validate=False)
+        loss.backward()
+        if tau.grad is None:
+            tally.fail(f"case {k}: tau.grad is None (temperature detached)")
+            continue
+        z = logits / t
+        z = z - z.max(1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        rows = ((a * logits).sum(1) - a.sum(1) * (p * logits).sum(1)) / t**2
+        tally.close(float(tau.grad), float(rows.mean()), f"case {k} (t={t:.3g}, C={c})")
+    return tally.result("autograd tau.grad vs closed form (sum a f - sum(a) E_p f)/t^2")
+
+
 @CONFORMANCE.register("cross_entropy.soft_target_cross_entropy")
 def _conf_soft_ce(cfg: CheckConfig) -> LegResult:
     rng = np.random.default_rng(cfg.seed_for("conformance.soft_target_cross_entropy"))
