@@ -26,12 +26,15 @@ at the caller's precision (``workdps(50)`` or more). Shares no code with the tor
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
 from mpmath import mp
 
+import derivations.collision_ce as D
 from derivations import CheckConfig, LegRegistry, LegResult, Tally
+from numerics._definitions import definition_leg
 from numerics._mp import (
     DEFAULT_DPS,
     MpMatrix,
@@ -154,6 +157,12 @@ def collision_entropy(y: Sequence[Any]) -> Any:
     return -mp.log(mp.fsum(mpf(a) ** 2 for a in y))
 
 
+def renyi_entropy(y: Sequence[Any], alpha: Any) -> Any:
+    r"""Rényi entropy :math:`\frac{1}{1-\alpha}\ln\sum_k y_k^\alpha` (zero entries dropped)."""
+    a = mpf(alpha)
+    return mp.log(mp.fsum(mp.power(mpf(v), a) for v in y if v != 0)) / (1 - a)
+
+
 def shannon_ce_logits(z: Sequence[Any], y: Sequence[Any]) -> Any:
     """:math:`-\\sum_k y_k\\ln\\operatorname{softmax}(z)_k` through :func:`neg_log_softmax`
     (a sum of non-negative terms: full relative precision at any logit gap)."""
@@ -240,6 +249,28 @@ def em_step(sigma: Any, y: Any, lam: Any) -> MpMatrix:
         den = 1 + lam_n_u * mp.fsum(sc)
         out.append([(t[c] + lam_n_u * sc[c]) / den for c in range(k)])
     return out
+
+
+def majoriser(sigma: Any, y: Any, y_old: Any, lam: Any) -> Any:
+    r"""The Jensen upper bound of :func:`objective` at the iterate ``y_old`` (**reconstructed**,
+    note §3): with the E-step :math:`T, S` of ``y_old``,
+    :math:`G(y|y^t) = -\frac1N\sum_{i,k}T_{ik}\ln(\sigma_{ik}y_{ik}/T_{ik}) + \lambda\ln N
+    - \frac{\lambda}{K}\sum_{i,k}S_{ik}\ln(y_{ik}/S_{ik})` (terms with a zero weight drop)."""
+    s, yy, yo = mat(sigma), mat(y), mat(y_old)
+    n, k = len(s), len(s[0])
+    col = [mp.fsum(row[c] for row in yo) for c in range(k)]
+    fit, fair = [], []
+    for si, yi, oi in zip(s, yy, yo, strict=True):
+        p = collision_probability(oi, si)
+        for c in range(k):
+            t = si[c] * oi[c] / p
+            if t != 0:
+                fit.append(t * mp.log(si[c] * yi[c] / t))
+            w = oi[c] / col[c]
+            if w != 0:
+                fair.append(w * mp.log(yi[c] / w))
+    lam_m = mpf(lam)
+    return -mp.fsum(fit) / n + lam_m * mp.log(n) - lam_m * mp.fsum(fair) / k
 
 
 def fw_gap(sigma: Any, y: Any, lam: Any) -> Any:
@@ -426,40 +457,51 @@ def _renyi_two(cfg: CheckConfig) -> LegResult:
     return tally.result("Renyi H_alpha at alpha = 2 vs the H2 oracle (90 digits)")
 
 
-@PRECISE.register("collision_ce.renyi_shannon_limit")
-def _renyi_limit(cfg: CheckConfig) -> LegResult:
-    """Convergence study: t = alpha - 1 = +-10^-j; the error H_alpha - H should be
-    -t Var_y(ln s)/2 + O(t^2): observed order 1 (log-log slope) and that coefficient."""
-    rng = _rng(cfg, "collision_ce.renyi_shannon_limit")
-    tally = Tally("precise", rtol=2e-2, atol=0, dps=cfg.dps)
+def _renyi_study(cfg: CheckConfig, claim_id: str) -> tuple[list[Any], Tally, Tally]:
+    """Convergence study at t = alpha - 1 = +-10^-j (j = 2..6): the error H_alpha - H should be
+    -t Var_y(ln s)/2 + O(t^2). Returns the observed orders (log-log slope of |H_alpha - H|, which
+    must be 1 for the limit to hold at that rate), a tally of the last error (-> 0), and a tally
+    of the coefficient (H_alpha - H)/t against -Var/2."""
+    rng = _rng(cfg, claim_id)
+    lim = Tally("precise", rtol=2e-2, atol=0, dps=cfg.dps)
     coef = Tally("precise", rtol=1e-4, atol=0, dps=cfg.dps)
-    slopes: list[float] = []
+    slopes: list[Any] = []
     with workdps(cfg.dps):
         for q in range(cfg.points(12, 3)):
             c = int(rng.integers(2, 9))
             yv = random_simplex(rng, c, 0.7)
-            s = probs_from_logits(random_logits(rng, c, 5.0))
-            shan = shannon_ce(yv, s)
-            logs = [mp.log(v) for v in s]
+            s_ = probs_from_logits(random_logits(rng, c, 5.0))
+            shan = shannon_ce(yv, s_)
+            logs = [mp.log(v) for v in s_]
             mean = mp.fsum(a * b for a, b in zip(yv, logs, strict=True))
             var = mp.fsum(a * (b - mean) ** 2 for a, b in zip(yv, logs, strict=True))
             for sign in (1, -1):
                 ts = [sign * mp.mpf(10) ** (-e) for e in range(2, 7)]
-                errs = [renyi_ce(yv, s, 1 + tt) - shan for tt in ts]
-                # order of convergence from the last two points
+                errs = [renyi_ce(yv, s_, 1 + tt) - shan for tt in ts]
                 slope = mp.log(abs(errs[-1] / errs[-2])) / mp.log(abs(ts[-1] / ts[-2]))
                 slopes.append(float(slope))
-                tally.close(slope, 1, f"point {q}, side {sign:+d}: observed order")
-                coef.close(errs[-1] / ts[-1], -var / 2, f"point {q}, side {sign:+d}: coefficient")
-    res = tally.result("observed order of H_alpha -> H as alpha -> 1 (predicted 1)")
-    c_res = coef.result()
-    if c_res.outcome == "fail":
-        res.outcome, res.counterexample = "fail", c_res.counterexample
-    res.n_points += c_res.n_points
+                where = f"point {q}, side {sign:+d}"
+                lim.close(slope, 1, f"{where}: observed order of H_alpha - H -> 0")
+                lim.holds(abs(errs[-2]) - abs(errs[-1]), f"{where}: |H_alpha - H| decreasing")
+                coef.close(errs[-1] / ts[-1], -var / 2, f"{where}: coefficient")
+    return slopes, lim, coef
+
+
+@PRECISE.register("collision_ce.renyi_shannon_limit")
+def _renyi_limit(cfg: CheckConfig) -> LegResult:
+    slopes, lim, _ = _renyi_study(cfg, "collision_ce.renyi_shannon_limit")
+    res = lim.result("H_alpha - H -> 0 as alpha -> 1 from both sides (observed order 1)")
+    res.extra.update(slope_min=min(slopes), slope_max=max(slopes))
+    return res
+
+
+@PRECISE.register("collision_ce.renyi_shannon_rate")
+def _renyi_rate(cfg: CheckConfig) -> LegResult:
+    slopes, _, coef = _renyi_study(cfg, "collision_ce.renyi_shannon_rate")
+    res = coef.result("(H_alpha - H)/(alpha - 1) at |alpha - 1| = 1e-6 vs -Var_y(ln sigma)/2")
     res.extra.update(
         slope_min=min(slopes),
         slope_max=max(slopes),
-        coefficient_max_rel_err=c_res.max_rel_err,
         predicted="H_alpha - H = -(alpha-1) Var_y(ln sigma)/2 + O((alpha-1)^2)",
     )
     return res
@@ -474,11 +516,25 @@ def _jensen(cfg: CheckConfig) -> LegResult:
             c = int(rng.integers(2, 9))
             zz = random_logits(rng, c)
             yv = random_target(rng, c)
-            s = probs_from_logits(zz)
             h2v = h2_row(zz, yv)
-            bound = min(shannon_ce_logits(zz, yv), reverse_ce(yv, s))
+            bound = shannon_ce_logits(zz, yv)
             tally.holds((bound - h2v) / max(1, abs(h2v)), f"point {q}: C={c}")
-    return tally.result("min(H(y,s), H(s,y)) - H2 >= 0 (relative margin), logits up to 1e4")
+    return tally.result("H(y, s) - H2(y, s) >= 0 (relative margin), logits up to 1e4")
+
+
+@PRECISE.register("collision_ce.jensen_bound_reverse")
+def _jensen_reverse(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.jensen_bound_reverse")
+    tally = Tally("precise", rtol=0, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(60, 15)):
+            c = int(rng.integers(2, 9))
+            s_ = probs_from_logits(random_logits(rng, c, 30.0))
+            yv = random_simplex(rng, c, float(rng.choice([0.2, 1.0, 5.0])))  # y > 0
+            h2v = h2_probs(yv, s_)
+            bound = reverse_ce(yv, s_)
+            tally.holds((bound - h2v) / max(1, abs(h2v)), f"point {q}: C={c}")
+    return tally.result("H(s, y) - H2(y, s) >= 0 for y > 0 (relative margin)")
 
 
 @PRECISE.register("collision_ce.convex_in_targets")
@@ -489,21 +545,49 @@ def _convex_targets(cfg: CheckConfig) -> LegResult:
         for q in range(cfg.points(16, 4)):
             c = int(rng.integers(2, 6))
             yv = random_simplex(rng, c)
-            s = probs_from_logits(random_logits(rng, c, 5.0))
+            s_ = probs_from_logits(random_logits(rng, c, 5.0))
             v = vec(rng.standard_normal(c))
-            p = collision_probability(yv, s)
-            closed = collision_probability(s, v) ** 2 / p**2
+            p = collision_probability(yv, s_)
+            closed = collision_probability(s_, v) ** 2 / p**2
             d2 = mp.diff(
-                lambda e, yv=yv, v=v, s=s: h2_probs(
-                    [a + e * b for a, b in zip(yv, v, strict=True)], s
+                lambda e, yv=yv, v=v, s_=s_: h2_probs(
+                    [a + e * b for a, b in zip(yv, v, strict=True)], s_
                 ),
                 0,
                 2,
             )
-            tally.close(d2, closed, f"point {q}: v^T H v vs (s.v)^2/(s.y)^2")
-            tally.holds(closed, f"point {q}: curvature >= 0")
-            # the pseudo-label objective F (fit + reverse-KL fairness) along a random direction
-            n = int(rng.integers(2, 4))
+            tally.close(d2, closed, f"point {q}: d2/ds2 H2(y + s v) vs (s.v)^2/(s.y)^2")
+            tally.holds(d2, f"point {q}: curvature >= 0")
+    return tally.result("second directional derivative of H2 in y (mpmath.diff): >= 0")
+
+
+@PRECISE.register("collision_ce.hessian_targets")
+def _hessian_targets(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.hessian_targets")
+    tally = Tally("precise", rtol=1e-25, atol=1e-300, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(8, 2)):
+            c = int(rng.integers(2, 5))
+            yv = random_simplex(rng, c)
+            s_ = probs_from_logits(random_logits(rng, c, 5.0))
+            p = collision_probability(yv, s_)
+            for a in range(c):
+                for b in range(c):
+                    orders = [0] * c
+                    orders[a] += 1
+                    orders[b] += 1
+                    d2 = mp.diff(lambda *v, s_=s_: h2_probs(list(v), s_), yv, tuple(orders))
+                    tally.close(d2, s_[a] * s_[b] / p**2, f"point {q}: entry ({a}, {b})")
+    return tally.result("mpmath.diff second partials of the H2 oracle vs sigma_m sigma_n / P^2")
+
+
+@PRECISE.register("collision_ce.objective_convex")
+def _objective_convex(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.objective_convex")
+    tally = Tally("precise", rtol=0, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(16, 4)):
+            n, c = int(rng.integers(2, 4)), int(rng.integers(2, 5))
             sig_m = [probs_from_logits(random_logits(rng, c, 3.0)) for _ in range(n)]
             ym = [random_simplex(rng, c) for _ in range(n)]
             dm = [vec(rng.standard_normal(c)) for _ in range(n)]
@@ -518,8 +602,8 @@ def _convex_targets(cfg: CheckConfig) -> LegResult:
                 ]
                 return objective(sig_m, pts, lam_v)
 
-            tally.holds(mp.diff(along, 0, 2), f"point {q}: F curvature >= 0")
-    return tally.result("second directional derivative in y: closed form, >= 0 (H2 and F)")
+            tally.holds(mp.diff(along, 0, 2), f"point {q} (N={n}, K={c}): F curvature >= 0")
+    return tally.result("second directional derivative of the F oracle in y (mpmath.diff) >= 0")
 
 
 @PRECISE.register("collision_ce.nonconvex_in_logits")
@@ -582,17 +666,70 @@ def _nonneg(cfg: CheckConfig) -> LegResult:
         for q in range(cfg.points(40, 10)):
             c = int(rng.integers(2, 9))
             zz, yv = random_logits(rng, c), random_target(rng, c)
-            h = h2_row(zz, yv)
-            tally.holds(h, f"point {q}: H2 >= 0")
-            if max(yv) < 1:  # not one-hot: strictly positive, at least -ln max y
-                tally.holds(h + mp.log(max(vec(yv))), f"point {q}: H2 >= -ln max y > 0")
-            hot = int(rng.integers(c))
-            e = [1 if a == hot else 0 for a in range(c)]
-            tally.holds(-abs(h2_probs(e, e)), f"point {q}: H2(e_c, e_c) == 0")
-            other = [1 if a == (hot + 1) % c else 0 for a in range(c)]
-            if h2_probs(e, other) != mp.inf:
-                tally.fail(f"point {q}: disjoint supports should give +inf")
-    return tally.result("H2 >= 0; == 0 at y = s = e_c; +inf for disjoint supports")
+            tally.holds(h2_row(zz, yv), f"point {q}: H2(y, softmax z) >= 0")
+            s_ = random_target(rng, c)  # sigma on the closed simplex (zeros, vertices)
+            if collision_probability(yv, s_) > 0:
+                tally.holds(h2_probs(yv, s_), f"point {q}: H2(y, sigma) >= 0")
+    return tally.result("H2 >= 0 at 50 digits (logits up to 1e4; sigma with zeros)")
+
+
+@PRECISE.register("collision_ce.nonnegative_zero_at_vertex")
+def _zero_at_vertex(cfg: CheckConfig) -> LegResult:
+    tally = Tally("precise", rtol=0, atol=0, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for c in range(2, 2 + cfg.points(8, 3)):
+            for hot in range(c):
+                e = [1 if a == hot else 0 for a in range(c)]
+                tally.close(h2_probs(e, e), 0, f"K={c}, c={hot}: H2(e_c, e_c)")
+    return tally.result("H2(e_c, e_c) == 0 exactly for every vertex")
+
+
+@PRECISE.register("collision_ce.nonnegative_gap")
+def _nonneg_gap(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.nonnegative_gap")
+    tally = Tally("precise", rtol=0, atol=1e-45, dps=cfg.dps)
+    strict = 0
+    with workdps(cfg.dps):
+        for q in range(cfg.points(40, 10)):
+            c = int(rng.integers(2, 9))
+            yv = vec(random_target(rng, c))
+            s_ = probs_from_logits(random_logits(rng, c, 30.0))
+            gap = mp.fsum(b * (1 - a) for a, b in zip(yv, s_, strict=True))
+            h = h2_probs(yv, s_)
+            tally.holds(h - gap, f"point {q}: H2 - sum sigma (1 - y) >= 0")
+            strict += int(max(yv) < 1 and h > 0)
+    return tally.result(
+        f"H2(y, sigma) >= sum_k sigma_k (1 - y_k); H2 > 0 at all {strict} non-vertex targets",
+        positive_at_non_vertex=strict,
+    )
+
+
+@PRECISE.register("collision_ce.infinite_iff_disjoint")
+def _disjoint(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.infinite_iff_disjoint")
+    tally = Tally("precise", rtol=0, atol=0, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(40, 10)):
+            c = int(rng.integers(2, 9))
+            support = rng.random(c) < 0.5
+            if support.all() or not support.any():
+                support[0], support[-1] = True, False
+            a = [v * sp_ for v, sp_ in zip(random_simplex(rng, c), support, strict=True)]
+            b = [v * (1 - sp_) for v, sp_ in zip(random_simplex(rng, c), support, strict=True)]
+            yv, s_ = [v / mp.fsum(a) for v in a], [v / mp.fsum(b) for v in b]
+            if h2_probs(yv, s_) != mp.inf:
+                tally.fail(f"point {q}: disjoint supports gave {h2_probs(yv, s_)}")
+            else:
+                tally.holds(0, f"point {q}: disjoint -> +inf")
+            s2 = list(s_)
+            shared = [a_ for a_ in range(c) if support[a_]][int(rng.integers(support.sum()))]
+            s2[shared] += mp.mpf(10) ** -30  # one class shared with y: finite
+            v = h2_probs(yv, s2)
+            if v == mp.inf or v != v:
+                tally.fail(f"point {q}: overlapping supports gave {v}")
+            else:
+                tally.holds(0, f"point {q}: overlap -> finite")
+    return tally.result("+inf exactly when sigma^T y = 0; finite as soon as one class overlaps")
 
 
 @PRECISE.register("collision_ce.collision_entropy")
@@ -674,6 +811,26 @@ def _em_kkt(cfg: CheckConfig) -> LegResult:
                 mult.extend(a * b / mu for a, b in zip(yi, gi, strict=True))
             step = [v for r in em_step(sig_m, ym, lam_v) for v in r]
             tally.close_normwise(step, mult, f"problem {q}: EM step == y*g/mu")
+            # ... also with exact zeros in y (every class keeps some mass): there y+ = y = 0,
+            # y (g - mu)/mu = 0 as the statement says
+            yz = [list(r) for r in ym]
+            for r_, row in enumerate(yz):
+                drop = int(rng.integers(c))
+                if all(other[drop] > 0 for o_, other in enumerate(yz) if o_ != r_):
+                    row[drop] = mp.zero
+                    tot = mp.fsum(row)
+                    yz[r_] = [v / tot for v in row]
+            g = objective_grad(sig_m, yz, lam_v)
+            want: list[Any] = []
+            for gi, yi in zip(g, yz, strict=True):
+                mu = mp.fsum(a * b for a, b in zip(yi, gi, strict=True))
+                want.extend(a * (b - mu) / mu for a, b in zip(yi, gi, strict=True))
+            got = [
+                a - b
+                for ra, rb in zip(em_step(sig_m, yz, lam_v), yz, strict=True)
+                for a, b in zip(ra, rb, strict=True)
+            ]
+            tally.close_normwise(got, want, f"problem {q}: y+ - y == y (g - mu)/mu with zeros")
             # (b) at a designed interior KKT point: EM fixed point, zero KKT residual, and a lower
             #     bound for F along EM from sigma and at random feasible points (global optimum)
             sig_d, ystar, lam_d = designed_problem(rng, n, c)
@@ -699,8 +856,180 @@ def _em_kkt(cfg: CheckConfig) -> LegResult:
     )
 
 
+@PRECISE.register("collision_ce.objective_gradient")
+def _objective_gradient(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.objective_gradient")
+    tally = Tally("precise", rtol=1e-30, atol=1e-40, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(6, 2)):
+            n, c = int(rng.integers(2, 4)), int(rng.integers(2, 4))
+            lam_v = mpf(float(rng.uniform(0, 3)))
+            sig_m = [probs_from_logits(random_logits(rng, c, 3.0)) for _ in range(n)]
+            ym = [random_simplex(rng, c) for _ in range(n)]
+            g = _flat_mp(objective_grad(sig_m, ym, lam_v))
+            flat = _flat_mp(ym)
+
+            def f_flat(v: Any, n: int = n, c: int = c, sig_m: Any = sig_m, lam_v: Any = lam_v):
+                return objective(sig_m, [v[a * c : (a + 1) * c] for a in range(n)], lam_v)
+
+            numeric = [_vec_diff(f_flat, flat, a) for a in range(n * c)]
+            tally.close_normwise(g, numeric, f"problem {q} (N={n}, K={c})")
+    return tally.result("closed-form grad F vs mpmath.diff of the F oracle")
+
+
+def _flat_mp(m: Any) -> list[Any]:
+    return [v for row in m for v in row]
+
+
+def _interior_problem(rng: Any, n: int, c: int) -> tuple[MpMatrix, MpMatrix, MpMatrix, Any]:
+    sig_m = [probs_from_logits(random_logits(rng, c, 3.0)) for _ in range(n)]
+    y_old = [random_simplex(rng, c, float(rng.choice([0.3, 1.0, 4.0]))) for _ in range(n)]
+    y_new = [random_simplex(rng, c, 1.0) for _ in range(n)]
+    return sig_m, y_old, y_new, mpf(float(rng.uniform(0, 3)))
+
+
+@PRECISE.register("collision_ce.em_majoriser")
+def _em_majoriser(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.em_majoriser")
+    tally = Tally("precise", rtol=0, atol=1e-45, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(30, 8)):
+            n, c = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+            sig_m, y_old, y_new, lam_v = _interior_problem(rng, n, c)
+            if q % 3 == 0:  # off the simplex: G >= F holds for every positive y
+                y_new = [[v * mpf(float(rng.uniform(0.2, 3))) for v in r] for r in y_new]
+            gap = majoriser(sig_m, y_new, y_old, lam_v) - objective(sig_m, y_new, lam_v)
+            tally.holds(gap, f"problem {q} (N={n}, K={c}): G(y|y^t) - F(y)")
+    return tally.result("G(y | y^t) - F(y) >= 0 at random interior y, y^t (oracles)")
+
+
+@PRECISE.register("collision_ce.em_majoriser_tight")
+def _em_majoriser_tight(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.em_majoriser_tight")
+    tally = Tally("precise", rtol=1e-40, atol=1e-45, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(20, 5)):
+            n, c = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+            sig_m, y_old, _, lam_v = _interior_problem(rng, n, c)
+            tally.close(
+                majoriser(sig_m, y_old, y_old, lam_v),
+                objective(sig_m, y_old, lam_v),
+                f"problem {q} (N={n}, K={c})",
+            )
+    return tally.result("G(y^t | y^t) == F(y^t) at 50 digits")
+
+
+@PRECISE.register("collision_ce.em_mstep_minimises")
+def _em_mstep(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.em_mstep_minimises")
+    tally = Tally("precise", rtol=0, atol=1e-45, dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(20, 5)):
+            n, c = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+            sig_m, y_old, _, lam_v = _interior_problem(rng, n, c)
+            g_em = majoriser(sig_m, em_step(sig_m, y_old, lam_v), y_old, lam_v)
+            for t_ in range(4):
+                other = [random_simplex(rng, c) for _ in range(n)]
+                tally.holds(
+                    majoriser(sig_m, other, y_old, lam_v) - g_em,
+                    f"problem {q} (N={n}, K={c}), random y {t_}",
+                )
+            tally.holds(majoriser(sig_m, y_old, y_old, lam_v) - g_em, f"problem {q}: y = y^t")
+    return tally.result("G(y | y^t) - G(EM(y^t) | y^t) >= 0 at random y on the simplices")
+
+
+# ----------------------------------------------------------------------------- definitions
+
+DEFINITION = LegRegistry("definition")
+
+
+def _simplex_row(rnd: random.Random, c: int) -> list[Any]:
+    """Exactly on the simplex to 100 digits (the H2 oracle's log1p path uses sum sigma = 1)."""
+    with workdps(100):
+        a = [mpf(rnd.uniform(0.05, 1.0)) for _ in range(c)]
+        tot = mp.fsum(a)
+        return [v / tot for v in a]
+
+
+def _sample(
+    rnd: random.Random, *, logits: bool = False, probs: bool = False, order: bool = False
+) -> tuple[dict[Any, int], dict[Any, Any]]:
+    c = rnd.randint(2, 5)
+    point: dict[Any, Any] = {D.y: _simplex_row(rnd, c)}
+    if logits:
+        point[D.z] = [rnd.uniform(-5, 5) for _ in range(c)]
+    if probs:
+        point[D.sig] = _simplex_row(rnd, c)
+    if order:
+        point[D.alpha] = rnd.choice([rnd.uniform(0.2, 0.9), rnd.uniform(1.1, 4.0)])
+    return {D.K: c}, point
+
+
+def _sample_solver(
+    rnd: random.Random, *, old: bool = False, index: bool = False
+) -> tuple[dict[Any, int], dict[Any, Any]]:
+    nn, c = rnd.randint(1, 3), rnd.randint(2, 3)
+    point: dict[Any, Any] = {
+        D.sig: [_simplex_row(rnd, c) for _ in range(nn)],
+        D.y: [_simplex_row(rnd, c) for _ in range(nn)],
+        D.lam: rnd.uniform(0, 3),
+    }
+    if old:
+        point[D.y_old] = [_simplex_row(rnd, c) for _ in range(nn)]
+    if index:
+        point[D.i], point[D.m] = rnd.randint(1, nn), rnd.randint(1, c)
+    return {D.N: nn, D.K: c}, point
+
+
+def _register_definitions() -> None:
+    defs = {d.name: d for d in D.DEFINITIONS}
+    table: dict[str, tuple[Any, Any]] = {
+        "h2": (lambda sz, pt: h2_probs(pt[D.y], pt[D.sig]), {"probs": True}),
+        "h2_logits": (lambda sz, pt: h2_row(pt[D.z], pt[D.y]), {"logits": True}),
+        "shannon_ce": (lambda sz, pt: shannon_ce(pt[D.y], pt[D.sig]), {"probs": True}),
+        "shannon_ce_logits": (
+            lambda sz, pt: shannon_ce_logits(pt[D.z], pt[D.y]),
+            {"logits": True},
+        ),
+        "renyi_ce": (
+            lambda sz, pt: renyi_ce(pt[D.y], pt[D.sig], pt[D.alpha]),
+            {"probs": True, "order": True},
+        ),
+        "renyi_entropy": (lambda sz, pt: renyi_entropy(pt[D.y], pt[D.alpha]), {"order": True}),
+    }
+    solver: dict[str, tuple[Any, Any]] = {
+        "objective": (lambda sz, pt: objective(pt[D.sig], pt[D.y], pt[D.lam]), {}),
+        "em_step": (
+            lambda sz, pt: em_step(pt[D.sig], pt[D.y], pt[D.lam])[pt[D.i] - 1][pt[D.m] - 1],
+            {"index": True},
+        ),
+        "majoriser": (
+            lambda sz, pt: majoriser(pt[D.sig], pt[D.y], pt[D.y_old], pt[D.lam]),
+            {"old": True},
+        ),
+    }
+    for name, (oracle, opts) in {**table, **solver}.items():
+        defn = defs[name]
+        sampler = _sample_solver if name in solver else _sample
+
+        def leg(
+            cfg: CheckConfig,
+            defn: Any = defn,
+            oracle: Any = oracle,
+            opts: Any = opts,
+            sampler: Any = sampler,
+        ) -> Any:
+            return definition_leg(defn, lambda rnd: sampler(rnd, **opts), oracle, cfg, n=8)
+
+        DEFINITION.register(defn.id)(leg)
+
+
+_register_definitions()
+
+
 __all__ = [
     "DEFAULT_DPS",
+    "DEFINITION",
     "PRECISE",
     "collision_ce",
     "collision_ce_grad",
@@ -715,6 +1044,7 @@ __all__ = [
     "h2_probs",
     "h2_row",
     "kkt_residual",
+    "majoriser",
     "neg_log_softmax",
     "objective",
     "objective_grad",
@@ -723,6 +1053,7 @@ __all__ = [
     "random_simplex",
     "random_target",
     "renyi_ce",
+    "renyi_entropy",
     "reverse_ce",
     "self_labeling_grad",
     "self_labeling_loss",

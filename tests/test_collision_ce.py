@@ -1,10 +1,12 @@
 """Collision cross-entropy: production losses and pseudo-label solvers against the mpmath oracle."""
 
+import dataclasses
 import itertools
 import math
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,8 +14,10 @@ from mpmath import mp
 
 from derivations import CheckConfig
 from derivations import collision_ce as claims
+from derivations import lemmas as L
 from numerics import collision_ce as oracle
 from softnce_theory.engine import check_claim
+from softnce_theory.engine._prover import prove
 from softnce_theory.losses import collision_ce as cce
 from softnce_theory.testing import strategies as sst
 
@@ -502,3 +506,143 @@ def test_claims_hold(claim):
     ]
     if "symbolic" in claim.evidence:
         assert res.status == "proved", claim.id
+
+
+# ----------------------------------------------------------------------------- proofs bound
+
+
+def _claim_by_id(name):
+    return next(c for c in claims.CLAIMS if c.id == f"collision_ce.{name}")
+
+
+def test_jensen_certificate_on_the_false_statement_h2_ge_h_is_not_proved():
+    """Issue 11 regression: the true Jensen reduction attached to H2 >= H (false) came out
+    proved under the old engine. The certificate is now checked against the statement."""
+    good = _claim_by_id("jensen_bound")
+    assert prove(good).proved and prove(good).binding
+    false = dataclasses.replace(
+        good,
+        statement=lambda: sp.Ge(claims.h2(claims.Y, claims.S), claims.shannon(claims.Y, claims.S)),
+    )
+    assert not prove(false).proved
+    res = check_claim(false, CheckConfig(quick=True))
+    assert res.status != "proved"
+
+
+@pytest.mark.parametrize(
+    "name,builder",
+    [
+        ("em_monotone", claims._em_monotone_statement),
+        ("em_majoriser", claims._majoriser_statement),
+        ("em_mstep_minimises", claims._mstep_statement),
+        ("objective_convex", claims._objective_convex_statement),
+        ("nonnegative", claims._nonneg_statement),
+    ],
+)
+def test_certificates_do_not_prove_the_reversed_inequality(name, builder):
+    good = _claim_by_id(name)
+    flipped = {sp.LessThan: sp.Ge, sp.GreaterThan: sp.Le}
+
+    def reversed_statement():
+        st = builder()
+        return flipped[type(st)](st.lhs, st.rhs)
+
+    assert not prove(dataclasses.replace(good, statement=reversed_statement)).proved
+
+
+def test_renyi_rate_certificate_rejects_a_wrong_coefficient():
+    good = _claim_by_id("renyi_shannon_rate")
+    wrong = dataclasses.replace(
+        good,
+        statement=lambda: sp.Eq(claims._renyi_rate_statement().lhs, claims._log_variance() / 2),
+    )
+    assert prove(good).proved and not prove(wrong).proved
+
+
+def test_kkt_certificate_rejects_a_wrong_identity():
+    good = _claim_by_id("em_fixed_point_kkt")
+    i, m, y = claims.i, claims.m, claims.y
+
+    def wrong():  # the multiplier's division dropped
+        rhs = y[i, m] * (claims.objective_grad(i, m) - claims._mu(i))
+        return sp.Eq(claims.em_step(i, m) - y[i, m], rhs)
+
+    assert prove(good).proved and not prove(dataclasses.replace(good, statement=wrong)).proved
+
+
+def test_simplex_facts_are_needed():
+    """Without the simplex facts the H2 >= 0 and Jensen reductions do not close."""
+    for name, keep in (
+        ("nonnegative", (claims._p_pos(),)),
+        ("jensen_bound", (sp.Gt(claims.sig[claims.k], 0),)),
+    ):
+        c = dataclasses.replace(_claim_by_id(name), facts=lambda keep=keep: keep)
+        assert not prove(c).proved, name
+
+
+def test_kkt_identity_holds_at_a_zero_entry():
+    """The KKT statement at N = 2, K = 2, y_12 = 0 (class 2 keeps mass through row 2): both
+    sides are 0 at the zero entry, while g_12 != mu_1 there (the old statement 'y_m = y_m g/mu
+    implies g = mu' was false at y_m = 0)."""
+    half, third = sp.Rational(1, 2), sp.Rational(1, 3)
+    sizes = {claims.N: 2, claims.K: 2, claims.i: 1, claims.m: 2}
+    y_, s_ = claims.y, claims.sig
+    pt = {y_[1, 1]: 1, y_[1, 2]: 0, y_[2, 1]: half, y_[2, 2]: half, claims.lam: half}
+    pt.update({s_[1, 1]: third, s_[1, 2]: 2 * third, s_[2, 1]: half, s_[2, 2]: half})
+
+    def at(e):
+        return e.xreplace(sizes).doit().xreplace(pt)
+
+    st = claims._kkt_statement()
+    assert at(st.lhs) == 0 and at(st.rhs) == 0
+    assert sp.simplify(at(claims.objective_grad(1, 2)) - at(claims._mu(1))) != 0
+
+
+def test_new_lemmas_check():
+    for lem in (L.SUM_PRODUCT, L.JENSEN_LOG_ROWS, L.JENSEN_LOG_COLS, L.GIBBS_ROWS, L.SUM_EXCHANGE):
+        ok, why = lem.check()
+        assert ok, (lem.name, why)
+
+
+# ----------------------------------------------------------------------------- definition legs
+
+
+@pytest.mark.parametrize("name", [d.name for d in claims.DEFINITIONS])
+def test_definition_legs_pass(name):
+    res = oracle.DEFINITION.get(f"collision_ce.{name}")(CheckConfig(quick=True))
+    assert res.outcome == "pass" and res.n_points > 0, res.counterexample
+
+
+@pytest.mark.parametrize(
+    "name,mutate",
+    [
+        (
+            "h2",
+            lambda: (
+                -sp.log(
+                    sp.Sum(claims.y[claims.k] * claims.sig[claims.k] ** 2, (claims.k, 1, claims.K))
+                )
+            ),
+        ),
+        ("renyi_ce", lambda: claims.renyi(claims.Y, claims.S, claims.alpha + 1)),
+        ("objective", lambda: claims.objective() + claims.lam / claims.K),
+        ("em_step", lambda: claims.em_step(claims.i, claims.m) ** 2),
+        (
+            "majoriser",
+            lambda: claims.majoriser(claims.Y2, claims.Yold) - claims.lam * sp.log(claims.N),
+        ),
+    ],
+)
+def test_definition_leg_catches_a_mutated_definition(name, mutate):
+    defn = next(d for d in claims.DEFINITIONS if d.name == name)
+    leg = oracle.DEFINITION.get(defn.id)
+    bad = dataclasses.replace(defn, build=mutate)
+    res = leg(CheckConfig(quick=True), defn=bad)  # the registered leg, given the mutant
+    assert res.outcome == "fail", name
+
+
+def test_definition_leg_catches_a_mutated_oracle(monkeypatch):
+    real = oracle.h2_probs
+    monkeypatch.setattr(oracle, "h2_probs", lambda y, s: real(y, s) * (1 + mp.mpf(10) ** -30))
+    res = oracle.DEFINITION.get("collision_ce.h2")(CheckConfig(quick=True))
+    assert res.outcome == "fail"

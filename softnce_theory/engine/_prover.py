@@ -456,7 +456,11 @@ def _simplify(st: Any, t: Simplify, facts: Facts) -> None:
     d = rewrite(st.lhs - st.rhs, t.steps, facts)
     if not is_zero(d, facts):
         _refute_if_constant(facts.apply(d), "lhs - rhs")
-        raise NotClosed(f"lhs - rhs did not simplify to 0 (left: {sp.sstr(sp.simplify(d))[:200]})")
+        try:
+            left = sp.sstr(sp.simplify(d))[:200]
+        except (StopIteration, RecursionError, NotImplementedError, TypeError):
+            left = sp.sstr(d)[:200]  # SymPy failed inside simplify: report d as it is
+        raise NotClosed(f"lhs - rhs did not simplify to 0 (left: {left})")
 
 
 def _differentiate(st: Any, t: Differentiate, facts: Facts) -> None:

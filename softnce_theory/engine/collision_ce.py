@@ -272,14 +272,27 @@ def _jensen(cfg: CheckConfig) -> LegResult:
         z, y = _case(rng, n, c)
         h2 = cce.collision_cross_entropy(t64(z), t64(y), reduction="none").numpy()
         shan = soft_target_cross_entropy(t64(z), t64(y), reduction="none").numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rev = -np.where(_softmax(z) > 0, _softmax(z) * np.log(y), 0.0).sum(1)
         for i in range(n):
-            bound = min(shan[i], rev[i])
-            tally.holds((bound - h2[i]) / max(1.0, abs(h2[i])), f"case {q}, row {i}")
-    return tally.result(
-        "min(Shannon CE (peer), reverse CE (NumPy)) - H2 >= 0, relative to max(1, H2)"
-    )
+            tally.holds((shan[i] - h2[i]) / max(1.0, abs(h2[i])), f"case {q}, row {i}")
+    return tally.result("Shannon CE (peer) - H2 >= 0, relative to max(1, H2)")
+
+
+@PRODUCTION.register("collision_ce.jensen_bound_reverse")
+@one_thread
+def _jensen_reverse(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.jensen_bound_reverse")
+    tally = Tally("production", rtol=0, atol=RTOL64, dtype="float64")
+    for q in range(cfg.points(60, 15)):
+        n, c = int(rng.integers(1, 5)), int(rng.integers(2, 9))
+        z = np.array([oracle.random_logits(rng, c, 30.0) for _ in range(n)])
+        y = rng.dirichlet(np.full(c, float(rng.choice([0.2, 1.0, 5.0]))), size=n)
+        y = np.maximum(y, 1e-300)
+        y = y / y.sum(1, keepdims=True)
+        h2 = cce.collision_cross_entropy(t64(z), t64(y), reduction="none").numpy()
+        rev = -(_softmax(z) * np.log(y)).sum(1)  # NumPy reverse CE H(sigma, y), y > 0
+        for i in range(n):
+            tally.holds((rev[i] - h2[i]) / max(1.0, abs(h2[i])), f"case {q}, row {i}")
+    return tally.result("reverse CE (NumPy) - H2 >= 0 for y > 0, relative to max(1, H2)")
 
 
 def _hessian_targets(z: np.ndarray, y: np.ndarray, fn: Any, **kw: Any) -> np.ndarray:
@@ -293,41 +306,75 @@ def _hessian_targets(z: np.ndarray, y: np.ndarray, fn: Any, **kw: Any) -> np.nda
     return h.numpy()
 
 
+def _targets_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n, c = int(rng.integers(1, 4)), int(rng.integers(2, 5))
+    z = rng.standard_normal((n, c)) * 3
+    y = rng.dirichlet(np.ones(c), size=n)
+    return z, y, _softmax(z)
+
+
+def _h2_hessian_closed(s: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Block-diagonal sigma sigma^T / P^2 (H2 summed over rows), NumPy."""
+    n, c = y.shape
+    p = (s * y).sum(1)
+    want = np.zeros((n * c, n * c))
+    for i in range(n):
+        want[i * c : (i + 1) * c, i * c : (i + 1) * c] = np.outer(s[i], s[i]) / p[i] ** 2
+    return want
+
+
 @PRODUCTION.register("collision_ce.convex_in_targets")
 @one_thread
 def _convex(cfg: CheckConfig) -> LegResult:
     rng = _rng(cfg, "collision_ce.convex_in_targets")
+    psd = Tally("production", rtol=0, atol=1e-12, dtype="float64")
+    curv = Tally("production", rtol=1e-10, atol=FLOOR, dtype="float64")
+    for q in range(cfg.points(12, 3)):
+        z, y, s = _targets_case(rng)
+        h = _hessian_targets(z, y, cce.collision_cross_entropy, reduction="sum")
+        psd.holds(np.linalg.eigvalsh(h).min() / np.abs(h).max(), f"case {q}: H2 Hessian PSD")
+        d = rng.standard_normal(y.shape)
+        want = float((((s * d).sum(1) / (s * y).sum(1)) ** 2).sum())
+        curv.close(float(d.ravel() @ h @ d.ravel()), want, f"case {q}: d^T H d vs closed form")
+    return _merge(
+        psd.result("double-backward Hessian of production H2 in y: min eigenvalue >= 0"),
+        curvature=curv.result(),
+    )
+
+
+@PRODUCTION.register("collision_ce.hessian_targets")
+@one_thread
+def _hessian(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.hessian_targets")
+    tally = Tally("production", rtol=1e-10, atol=FLOOR, dtype="float64")
+    for q in range(cfg.points(12, 3)):
+        z, y, s = _targets_case(rng)
+        h = _hessian_targets(z, y, cce.collision_cross_entropy, reduction="sum")
+        tally.close_normwise(h.ravel(), _h2_hessian_closed(s, y).ravel(), f"case {q}")
+    return tally.result("double-backward Hessian in y vs sigma sigma^T/P^2 (NumPy)")
+
+
+@PRODUCTION.register("collision_ce.objective_convex")
+@one_thread
+def _objective_convex(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.objective_convex")
     tally = Tally("production", rtol=1e-10, atol=FLOOR, dtype="float64")
     psd = Tally("production", rtol=0, atol=1e-12, dtype="float64")
     for q in range(cfg.points(12, 3)):
-        n, c = int(rng.integers(1, 4)), int(rng.integers(2, 5))
-        z = rng.standard_normal((n, c)) * 3
-        y = rng.dirichlet(np.ones(c), size=n)
-        s = _softmax(z)
-        p = (s * y).sum(1)
-        # H2 (sum over rows): block-diagonal sigma sigma^T / P^2
-        h = _hessian_targets(z, y, cce.collision_cross_entropy, reduction="sum")
-        want = np.zeros((n * c, n * c))
-        for i in range(n):
-            want[i * c : (i + 1) * c, i * c : (i + 1) * c] = np.outer(s[i], s[i]) / p[i] ** 2
-        tally.close_normwise(h.ravel(), want.ravel(), f"case {q}: Hessian of H2 in y")
-        psd.holds(np.linalg.eigvalsh(h).min() / np.abs(h).max(), f"case {q}: H2 Hessian PSD")
-        # self-labeling loss (mean): fit blocks / N + lam/(K N^2 ybar_k^2) on same-class pairs
+        z, y, s = _targets_case(rng)
+        n, c = y.shape
         lam = float(rng.uniform(0, 3))
+        # self-labeling loss (mean): fit blocks / N + lam/(K N^2 ybar_k^2) on same-class pairs
         h = _hessian_targets(z, y, cce.self_labeling_loss, lam=lam)
+        want = _h2_hessian_closed(s, y) / n
         ybar = y.mean(0)
-        want = want / n
         for k in range(c):
             idx = np.arange(n) * c + k
             want[np.ix_(idx, idx)] += lam / (c * n**2 * ybar[k] ** 2)
-        tally.close_normwise(
-            h.ravel(), want.ravel(), f"case {q}: Hessian of the self-labeling loss"
-        )
-        psd.holds(
-            np.linalg.eigvalsh(h).min() / np.abs(h).max(), f"case {q}: self-labeling Hessian PSD"
-        )
+        tally.close_normwise(h.ravel(), want.ravel(), f"case {q}: Hessian of the loss in y")
+        psd.holds(np.linalg.eigvalsh(h).min() / np.abs(h).max(), f"case {q}: Hessian PSD")
     return _merge(
-        tally.result("double-backward Hessians in y vs closed forms; min eigenvalue >= 0"),
+        tally.result("self-labeling loss: double-backward Hessian in y vs closed form; PSD"),
         psd=psd.result(),
     )
 
@@ -420,20 +467,63 @@ def _nonneg(cfg: CheckConfig) -> LegResult:
         h = cce.collision_cross_entropy(t64(z), t64(y), reduction="none").numpy()
         for i in range(n):
             tally.holds(float(h[i]), f"case {q}, row {i}: H2 >= 0")
+    return tally.result("production H2 >= 0 exactly (float64), logits up to 1e4")
+
+
+@PRODUCTION.register("collision_ce.nonnegative_zero_at_vertex")
+@one_thread
+def _zero_at_vertex(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.nonnegative_zero_at_vertex")
+    tally = Tally("production", rtol=0, atol=0, dtype="float64")
+    for q in range(cfg.points(20, 5)):
+        n, c = int(rng.integers(1, 5)), int(rng.integers(2, 9))
         hot = rng.integers(0, c, size=n)
         zero = cce.collision_cross_entropy(t64(1e4 * np.eye(c)[hot]), t64(np.eye(c)[hot]))
-        tally.holds(-abs(float(zero)), f"case {q}: H2 == 0 at y = sigma = e_c")
-        zd = np.zeros((1, c))
-        zd[0, hot[0]] = -math.inf  # sigma has no mass where y has all of it
+        tally.close(float(zero), 0.0, f"case {q}: H2 at y = sigma = e_c")
+    return tally.result("H2 == 0 at y = e_c, logits 1e4 e_c (softmax exactly e_c in float64)")
+
+
+@PRODUCTION.register("collision_ce.nonnegative_gap")
+@one_thread
+def _nonneg_gap(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.nonnegative_gap")
+    tally = Tally("production", rtol=0, atol=ROUNDING, dtype="float64")
+    for q in range(cfg.points(40, 10)):
+        n, c = int(rng.integers(1, 5)), int(rng.integers(2, 9))
+        z, y = _case(rng, n, c, 30.0)
+        h = cce.collision_cross_entropy(t64(z), t64(y), reduction="none").numpy()
+        gap = (_softmax(z) * (1 - y)).sum(1)
+        for i in range(n):
+            tally.holds(float(h[i] - gap[i]), f"case {q}, row {i}: H2 - sum s (1 - y)")
+    return tally.result("production H2 >= sum_k sigma_k (1 - y_k) (NumPy), up to 1e-15")
+
+
+@PRODUCTION.register("collision_ce.infinite_iff_disjoint")
+@one_thread
+def _disjoint(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.infinite_iff_disjoint")
+    tally = Tally("production", rtol=0, atol=0, dtype="float64")
+    for q in range(cfg.points(30, 8)):
+        c = int(rng.integers(2, 9))
+        hot = int(rng.integers(c))
+        zd = rng.standard_normal((1, c))
+        zd[0, hot] = -math.inf  # sigma has no mass where y has all of it
         x = t64(zd, requires_grad=True)
-        out = cce.collision_cross_entropy(x, t64(np.eye(c)[hot[:1]]))
+        out = cce.collision_cross_entropy(x, t64(np.eye(c)[[hot]]))
         (g,) = torch.autograd.grad(out, x)
         val = float(out.detach())
         if not (math.isinf(val) and val > 0 and bool(torch.isfinite(g).all())):
             tally.fail(f"case {q}: disjoint supports gave {val!r}, gradient {g.tolist()}")
-    return tally.result(
-        "H2 >= 0 exactly; 0 at y = sigma = e_c; +inf (finite gradient) when disjoint"
-    )
+        else:
+            tally.holds(0.0, f"case {q}: disjoint -> +inf")
+        zf = zd.copy()
+        zf[0, hot] = -700.0  # a tiny overlap: finite
+        v = float(cce.collision_cross_entropy(t64(zf), t64(np.eye(c)[[hot]])))
+        if not math.isfinite(v):
+            tally.fail(f"case {q}: overlapping supports gave {v!r}")
+        else:
+            tally.holds(0.0, f"case {q}: overlap -> finite")
+    return tally.result("+inf (finite gradient) when disjoint; finite at a tiny overlap")
 
 
 @PRODUCTION.register("collision_ce.collision_entropy")
@@ -458,6 +548,23 @@ def _collision_entropy(cfg: CheckConfig) -> LegResult:
 
 def _problem(rng: np.random.Generator, n: int, c: int, scale: float = 1.5) -> torch.Tensor:
     return torch.exp(torch.log_softmax(t64(rng.standard_normal((n, c)) * scale), -1))
+
+
+@PRODUCTION.register("collision_ce.objective_gradient")
+@one_thread
+def _objective_gradient(cfg: CheckConfig) -> LegResult:
+    rng = _rng(cfg, "collision_ce.objective_gradient")
+    tally = Tally("production", rtol=RTOL64, atol=FLOOR, dtype="float64", dps=cfg.dps)
+    with workdps(cfg.dps):
+        for q in range(cfg.points(20, 5)):
+            n, c = int(rng.integers(1, 6)), int(rng.integers(2, 6))
+            lam = float(rng.uniform(0, 3))
+            s = _problem(rng, n, c)
+            y = torch.exp(torch.log_softmax(t64(rng.standard_normal((n, c))), -1))
+            got = cce.pseudo_label_gradient(s, y, lam=lam)
+            want = _flat(oracle.objective_grad(s.numpy(), y.numpy(), lam))
+            tally.close_normwise(got.ravel().tolist(), want, f"case {q} (N={n}, K={c})")
+    return tally.result("pseudo_label_gradient vs the oracle's closed-form grad F (normwise)")
 
 
 @PRODUCTION.register("collision_ce.em_monotone")
