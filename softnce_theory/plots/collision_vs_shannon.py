@@ -5,7 +5,7 @@ Collision CE (Zhang & Boykov 2023) :math:`H_2(y,\sigma)=-\ln\sum_k y_k\sigma_k`,
 
 * Panels (a)-(c): binary prediction :math:`\sigma=(p,1-p)` against targets :math:`y=(t,1-t)` of
   increasing softness. One-hot targets give :math:`H_2=H` (``collision_ce.onehot_equals_shannon``),
-  :math:`H_2\le\min(H(y,\sigma),H(\sigma,y))` (``collision_ce.jensen_bound``), and the uniform
+  :math:`H_2\le\min(H(y,\sigma),H(\sigma,y))` (``collision_ce.jensen_bound``, ``collision_ce.jensen_bound_reverse``), and the uniform
   target gives the constant :math:`\ln 2` (``collision_ce.uniform_constant``). Reverse CE is
   :math:`+\infty` for a one-hot target (except at :math:`\sigma=y`).
 * Panel (d): :math:`\|\nabla_z\ell\|_2` at a fixed 3-class prediction along the path
@@ -290,6 +290,7 @@ FIGURE = figure(
             "collision_ce.uniform_constant",
             "collision_ce.logit_gradient",
             "collision_ce.jensen_bound",
+            "collision_ce.jensen_bound_reverse",
             "cross_entropy.soft_ce_gradient",
         ),
         compute=compute,

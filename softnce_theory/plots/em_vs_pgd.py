@@ -7,7 +7,7 @@ predictions :math:`\sigma_i`,
     F(y)=-\frac1N\sum_i\ln\sigma_i^\top y_i-\lambda\sum_ku_k\ln\bar y_k,
     \qquad y_i\in\Delta_K,
 
-is convex in :math:`y` (``collision_ce.convex_in_targets``). EM (majorise-minimise, closed-form
+is convex in :math:`y` (``collision_ce.objective_convex``). EM (majorise-minimise, closed-form
 M-step; :func:`~softnce_theory.losses.collision_ce.em_pseudo_labels`) never increases
 :math:`F` (``collision_ce.em_monotone``) and its fixed points are KKT points
 (``collision_ce.em_fixed_point_kkt``); it is shown plain (the paper's EM) and with its
@@ -171,7 +171,7 @@ FIGURE = figure(
         claims=(
             "collision_ce.em_monotone",
             "collision_ce.em_fixed_point_kkt",
-            "collision_ce.convex_in_targets",
+            "collision_ce.objective_convex",
         ),
         compute=compute,
         render=render,
