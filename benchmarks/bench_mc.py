@@ -40,14 +40,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from numerics.montecarlo import make_config, run_scenario, trials_per_chunk  # noqa: E402
-from numerics.montecarlo._sampling import (  # noqa: E402
+from softnce_theory.numerics.montecarlo import make_config, run_scenario, trials_per_chunk  # noqa: E402
+from softnce_theory.numerics.montecarlo._sampling import (  # noqa: E402
     chunk_seed,
     generator,
     resolve_device,
     tune_glibc_malloc,
 )
-from numerics.montecarlo.engine import DEFAULT_CHUNK_CPU, DEFAULT_CHUNK_CUDA, _chunk_moments  # noqa: E402
+from softnce_theory.numerics.montecarlo.engine import DEFAULT_CHUNK_CPU, DEFAULT_CHUNK_CUDA, _chunk_moments  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from derivations._claim import (
+from softnce_theory.derivations._claim import (
     KINDS,
     LEGS,
     CheckConfig,
@@ -37,7 +37,7 @@ FAMILIES: tuple[str, ...] = (
 def family_module(family: str):
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    return importlib.import_module(f"derivations.{family}")
+    return importlib.import_module(f"softnce_theory.derivations.{family}")
 
 
 def all_claims(families: tuple[str, ...] | list[str] | None = None) -> list[Claim]:

@@ -30,10 +30,10 @@ from typing import Any
 
 import sympy as sp
 
-from derivations import cross_entropy as ce
-from derivations._claim import Claim, Definition
-from derivations.lemmas import JENSEN_LOG, LOG_TANGENT, SUM_GE_TERM
-from derivations.tactics import (
+from softnce_theory.derivations import cross_entropy as ce
+from softnce_theory.derivations._claim import Claim, Definition
+from softnce_theory.derivations.lemmas import JENSEN_LOG, LOG_TANGENT, SUM_GE_TERM
+from softnce_theory.derivations.tactics import (
     Both,
     Differentiate,
     LemmaUse,

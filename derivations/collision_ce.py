@@ -22,9 +22,9 @@ from typing import Any
 
 import sympy as sp
 
-from derivations import lemmas as L
-from derivations._claim import Claim, Definition
-from derivations.tactics import (
+from softnce_theory.derivations import lemmas as L
+from softnce_theory.derivations._claim import Claim, Definition
+from softnce_theory.derivations.tactics import (
     Both,
     Differentiate,
     Exact,

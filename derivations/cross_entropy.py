@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations._claim import Claim, Definition
-from derivations.tactics import Differentiate, Simplify, index_facts
+from softnce_theory.derivations._claim import Claim, Definition
+from softnce_theory.derivations.tactics import Differentiate, Simplify, index_facts
 
 C = sp.Symbol("C", integer=True, positive=True)
 k, j, m, y = sp.symbols("k j m y", integer=True)

@@ -25,9 +25,9 @@ from typing import Any
 
 import sympy as sp
 
-from derivations._claim import Claim, Definition
-from derivations.lemmas import JENSEN_LOG, LSE_GE_TERM, LSE_ROWS_GE_DIAGONAL, SUM_GE_TERM
-from derivations.tactics import (
+from softnce_theory.derivations._claim import Claim, Definition
+from softnce_theory.derivations.lemmas import JENSEN_LOG, LSE_GE_TERM, LSE_ROWS_GE_DIAGONAL, SUM_GE_TERM
+from softnce_theory.derivations.tactics import (
     Differentiate,
     Instances,
     LemmaUse,

@@ -22,7 +22,7 @@ from typing import Any
 
 import sympy as sp
 
-from derivations._sym import canon, linear_sums
+from softnce_theory.derivations._sym import canon, linear_sums
 
 n = sp.Symbol("n", integer=True, positive=True)
 k, i_, j_ = sp.symbols("k i j", integer=True)
@@ -293,7 +293,7 @@ _xm = sp.IndexedBase("X", real=True)
 
 
 def _lse_ge_term_check() -> tuple[bool, str]:
-    from derivations._sym import index_in_range
+    from softnce_theory.derivations._sym import index_in_range
 
     rest = sp.Sum((1 - sp.KroneckerDelta(k, _m_lse)) * sp.exp(xr[k]), (k, 1, n))
     # (1) sum_k e^{x_k} = e^{x_m} + sum_k (1 - delta_km) e^{x_k} for 1 <= m <= n
@@ -359,7 +359,7 @@ LSE_ROWS_GE_DIAGONAL = Lemma(
 
 
 def _sum_ge_term_check() -> tuple[bool, str]:
-    from derivations._sym import index_in_range
+    from softnce_theory.derivations._sym import index_in_range
 
     rest = sp.Sum((1 - sp.KroneckerDelta(k, _m_lse)) * a[k], (k, 1, n))
     ident = index_in_range(linear_sums(rest).doit(), n, _m_lse) - (
@@ -402,7 +402,7 @@ _A2 = sp.IndexedBase("a", real=True)
 
 
 def _sum_product_check() -> tuple[bool, str]:
-    from derivations._sym import index_in_range
+    from softnce_theory.derivations._sym import index_in_range
 
     cross = sp.Sum(
         _an[i_] * sp.Sum(_bn[j_] * (1 - sp.KroneckerDelta(i_, j_)) ** 2, (j_, 1, n)), (i_, 1, n)
@@ -635,7 +635,7 @@ _a_pos = sp.IndexedBase("a", positive=True)
 
 
 def _sum_gt_term_check() -> tuple[bool, str]:
-    from derivations._sym import index_in_range
+    from softnce_theory.derivations._sym import index_in_range
 
     def rest(at: Any) -> Any:  # sum_k (1 - delta_{k, at}) a_k
         return sp.Sum((1 - sp.KroneckerDelta(k, at)) * _a_pos[k], (k, 1, n))

@@ -29,9 +29,9 @@ from typing import Any
 
 import sympy as sp
 
-from derivations._claim import Claim, Definition
-from derivations.lemmas import GIBBS, JENSEN_LOG, LOG_TANGENT
-from derivations.tactics import (
+from softnce_theory.derivations._claim import Claim, Definition
+from softnce_theory.derivations.lemmas import GIBBS, JENSEN_LOG, LOG_TANGENT
+from softnce_theory.derivations.tactics import (
     Both,
     Differentiate,
     Instances,

@@ -25,10 +25,10 @@ from typing import Any
 
 import sympy as sp
 
-import derivations.cross_entropy as CE
-from derivations._claim import Claim, Definition
-from derivations.lemmas import LOG_TANGENT, get_lemma
-from derivations.tactics import (
+import softnce_theory.derivations.cross_entropy as CE
+from softnce_theory.derivations._claim import Claim, Definition
+from softnce_theory.derivations.lemmas import LOG_TANGENT, get_lemma
+from softnce_theory.derivations.tactics import (
     ComputeLimit,
     Differentiate,
     Exact,

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import importlib
 
-from derivations import FAMILIES, LegRegistry
+from softnce_theory.derivations import FAMILIES, LegRegistry
 
 
 def precise_registry() -> LegRegistry:
     """All families' precise legs merged into one registry."""
     reg = LegRegistry("precise")
     for fam in FAMILIES:
-        mod = importlib.import_module(f"numerics.{fam}")
+        mod = importlib.import_module(f"softnce_theory.numerics.{fam}")
         sub = getattr(mod, "PRECISE", None)
         if sub is not None:
             reg.merge(sub)
@@ -28,7 +28,7 @@ def definition_registry() -> LegRegistry:
     """All families' definition legs (SymPy definition vs oracle), keyed by definition id."""
     reg = LegRegistry("definition")
     for fam in FAMILIES:
-        mod = importlib.import_module(f"numerics.{fam}")
+        mod = importlib.import_module(f"softnce_theory.numerics.{fam}")
         sub = getattr(mod, "DEFINITION", None)
         if sub is not None:
             reg.merge(sub)

@@ -17,7 +17,7 @@ from typing import Any
 import mpmath
 import sympy as sp
 
-from derivations import CheckConfig, Definition, LegResult, Tally
+from softnce_theory.derivations import CheckConfig, Definition, LegResult, Tally
 
 Point = Mapping[Any, Any]  # Symbol -> number, IndexedBase -> (nested) sequence, 1-based in SymPy
 

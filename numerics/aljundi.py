@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 from mpmath import mp
 
-import derivations.aljundi as D
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics import cross_entropy as ce_oracle
-from numerics._definitions import definition_leg
-from numerics._mp import dot, mat, mpf, norm, workdps
-from numerics.sincere import _diff_logits, flat, flatten_views, share_minus_uniform, unit_rows
+import softnce_theory.derivations.aljundi as D
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.numerics import cross_entropy as ce_oracle
+from softnce_theory.numerics._definitions import definition_leg
+from softnce_theory.numerics._mp import dot, mat, mpf, norm, workdps
+from softnce_theory.numerics.sincere import _diff_logits, flat, flatten_views, share_minus_uniform, unit_rows
 
 PRECISE = LegRegistry("precise")
 
@@ -676,7 +676,7 @@ def _sample(rng: random.Random, *, term: bool = False) -> Any:
 
 
 def _register_definitions() -> None:
-    from numerics.infonce import ranking_nce_rows
+    from softnce_theory.numerics.infonce import ranking_nce_rows
 
     def ce(sizes: Any, pt: Any) -> Any:
         _, t, labels = _anchor(sizes, pt)

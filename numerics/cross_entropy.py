@@ -16,10 +16,10 @@ from typing import Any
 
 from mpmath import mp
 
-import derivations.cross_entropy as D
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics._definitions import definition_leg
-from numerics._mp import (
+import softnce_theory.derivations.cross_entropy as D
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.numerics._definitions import definition_leg
+from softnce_theory.numerics._mp import (
     DEFAULT_DPS,
     mat,
     mpf,

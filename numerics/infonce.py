@@ -32,11 +32,11 @@ from typing import Any
 
 from mpmath import mp
 
-import derivations.infonce as D
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from derivations import infonce as theory
-from numerics._definitions import definition_leg
-from numerics._mp import DEFAULT_DPS, dot, lse, mat, mpf, norm, softmax, vec, workdps
+import softnce_theory.derivations.infonce as D
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.derivations import infonce as theory
+from softnce_theory.numerics._definitions import definition_leg
+from softnce_theory.numerics._mp import DEFAULT_DPS, dot, lse, mat, mpf, norm, softmax, vec, workdps
 
 PRECISE = LegRegistry("precise")
 

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 from mpmath import mp
 
-import derivations.sincere as D
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics._definitions import definition_leg
-from numerics._mp import dot, mat, mpf, norm, vec, workdps
+import softnce_theory.derivations.sincere as D
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.numerics._definitions import definition_leg
+from softnce_theory.numerics._mp import dot, mat, mpf, norm, vec, workdps
 
 PRECISE = LegRegistry("precise")
 
@@ -1144,7 +1144,7 @@ DEFINITION_ORACLES: dict[str, tuple[Any, Any]] = {}
 
 
 def _register_definitions() -> None:
-    from numerics.infonce import ranking_nce_rows
+    from softnce_theory.numerics.infonce import ranking_nce_rows
 
     defs = {d.name: d for d in D.DEFINITIONS}
 

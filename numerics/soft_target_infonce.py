@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 from mpmath import mp
 
-import derivations.soft_target_infonce as D
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics import cross_entropy as ce_oracle
-from numerics._definitions import definition_leg
-from numerics._mp import DEFAULT_DPS, lse, mat, mpf, vec, workdps
+import softnce_theory.derivations.soft_target_infonce as D
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.numerics import cross_entropy as ce_oracle
+from softnce_theory.numerics._definitions import definition_leg
+from softnce_theory.numerics._mp import DEFAULT_DPS, lse, mat, mpf, vec, workdps
 
 PRECISE = LegRegistry("precise")
 

@@ -8,10 +8,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from mpmath import mp
 
-from derivations import CheckConfig
-from derivations import aljundi as claims
-from numerics import aljundi as oracle
-from numerics.sincere import flat
+from softnce_theory.derivations import CheckConfig
+from softnce_theory.derivations import aljundi as claims
+from softnce_theory.numerics import aljundi as oracle
+from softnce_theory.numerics.sincere import flat
 from softnce_theory.engine import check_claim
 from softnce_theory.losses import aljundi as al
 from softnce_theory.testing import strategies as sst
@@ -346,7 +346,7 @@ def test_every_claim_uses_definitions_and_is_marked_reconstructed():
 def test_definition_leg_catches_a_mutated_definition_or_oracle(name):
     from dataclasses import replace
 
-    from numerics._definitions import definition_leg
+    from softnce_theory.numerics._definitions import definition_leg
 
     defn = next(d for d in claims.DEFINITIONS if d.name == name)
     fn, sample = oracle.DEFINITION_ORACLES[name]

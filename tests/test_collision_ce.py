@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpmath import mp
 
-from derivations import CheckConfig
-from derivations import collision_ce as claims
-from derivations import lemmas as L
-from numerics import collision_ce as oracle
+from softnce_theory.derivations import CheckConfig
+from softnce_theory.derivations import collision_ce as claims
+from softnce_theory.derivations import lemmas as L
+from softnce_theory.numerics import collision_ce as oracle
 from softnce_theory.engine import check_claim
 from softnce_theory.engine._prover import prove
 from softnce_theory.losses import collision_ce as cce

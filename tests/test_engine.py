@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import CheckConfig, Claim, Definition, LegRegistry, LegResult, Tally, all_claims
-from derivations import lemmas as L
-from derivations.tactics import (
+from softnce_theory.derivations import CheckConfig, Claim, Definition, LegRegistry, LegResult, Tally, all_claims
+from softnce_theory.derivations import lemmas as L
+from softnce_theory.derivations.tactics import (
     Differentiate,
     Exact,
     Instances,
@@ -203,7 +203,7 @@ def test_instances_that_fail_refute_with_a_counterexample():
 
 
 def test_legacy_prove_is_never_counted():
-    from derivations import Proof
+    from softnce_theory.derivations import Proof
 
     c = Claim(
         id="test.legacy",
@@ -316,7 +316,7 @@ def test_a_failing_definition_leg_refutes_the_claims_that_use_it():
 
 
 def test_definition_leg_catches_a_mistyped_definition():
-    from numerics._definitions import definition_leg
+    from softnce_theory.numerics._definitions import definition_leg
 
     f = sp.IndexedBase("f", real=True)
     j = sp.Symbol("j", integer=True)
@@ -411,7 +411,7 @@ def test_no_claim_keeps_a_legacy_verdict_or_prose_assumptions():
 def test_every_symbolic_claim_also_has_a_numeric_leg():
     """SymPy's own transformations can be wrong (a `doit` bug was met in SymPy 1.14); a numeric
     leg on the same statement turns such an error into `refuted` instead of a false `proved`."""
-    from numerics import precise_registry
+    from softnce_theory.numerics import precise_registry
     from softnce_theory.engine import production_registry
 
     precise, production = precise_registry(), production_registry()
@@ -424,8 +424,8 @@ def test_every_symbolic_claim_also_has_a_numeric_leg():
 
 
 def test_every_definition_has_a_definition_leg_and_every_claim_uses_definitions():
-    from derivations import all_definitions
-    from numerics import definition_registry
+    from softnce_theory.derivations import all_definitions
+    from softnce_theory.numerics import definition_registry
 
     reg = definition_registry()
     defs = {d.id for d in all_definitions()}

@@ -126,7 +126,7 @@ def fake_figure(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _plant_failing_leg(monkeypatch: pytest.MonkeyPatch) -> None:
-    from derivations import LegResult
+    from softnce_theory.derivations import LegResult
     from softnce_theory.plots import _core
 
     real = _core._registries
@@ -242,7 +242,7 @@ def _mc(*extra: str) -> list[str]:
 def test_mc_output_directory_is_checked_before_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import numerics.montecarlo as mc
+    import softnce_theory.numerics.montecarlo as mc
 
     def never(*a: Any, **k: Any) -> None:
         raise AssertionError("the run started although --output cannot be written")
@@ -309,7 +309,7 @@ def test_mc_k_1e30_is_a_usage_error_not_a_typeerror(capsys: pytest.CaptureFixtur
 
 
 def test_mc_chunk_bounds_memory_for_any_k() -> None:
-    from numerics.montecarlo import make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
 
     cfg = make_config("log_mean_exp")  # trial_cost(K) = K + 3 elements
     with pytest.raises(ValueError, match="--chunk"):
@@ -319,14 +319,14 @@ def test_mc_chunk_bounds_memory_for_any_k() -> None:
 
 
 def test_mc_max_k_is_the_engines() -> None:
-    from numerics.montecarlo import engine
+    from softnce_theory.numerics.montecarlo import engine
     from softnce_theory.commands import mc
 
     assert mc.MAX_K == engine.MAX_K == 10**15
 
 
 def test_mc_stale_tmp_files_are_cleaned_on_resume(tmp_path: Path) -> None:
-    from numerics.montecarlo import make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
 
     ck = tmp_path / "ck.json"
     stale = [tmp_path / ".ck.json.abc123.tmp", tmp_path / ".ck.json.zz9.tmp"]
@@ -341,7 +341,7 @@ def test_mc_stale_tmp_files_are_cleaned_on_resume(tmp_path: Path) -> None:
 
 
 def _checkpoint(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    from numerics.montecarlo import make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
 
     ck = tmp_path / "ck.json"
     kw: dict[str, Any] = {"ks": [3], "max_samples": 8, "min_samples": 4, "device": "cpu"}
@@ -350,7 +350,7 @@ def _checkpoint(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def test_mc_deeply_nested_checkpoint_is_refused_naming_it(tmp_path: Path) -> None:
-    from numerics.montecarlo import CheckpointError, make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import CheckpointError, make_config, run_scenario
 
     ck, kw = _checkpoint(tmp_path)
     depth = 200_000
@@ -376,7 +376,7 @@ def _resign(doc: dict[str, Any]) -> str:
 def test_mc_bad_checkpoint_field_is_refused_naming_the_checkpoint(
     tmp_path: Path, field: str, value: Any
 ) -> None:
-    from numerics.montecarlo import CheckpointError, make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import CheckpointError, make_config, run_scenario
 
     ck, kw = _checkpoint(tmp_path)
     doc = json.loads(ck.read_text())

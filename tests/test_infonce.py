@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpmath import mp
 
-from derivations import CheckConfig
-from derivations import infonce as theory
-from numerics import infonce as oracle
+from softnce_theory.derivations import CheckConfig
+from softnce_theory.derivations import infonce as theory
+from softnce_theory.numerics import infonce as oracle
 from softnce_theory.losses import infonce as L
 from softnce_theory.testing import strategies as sst
 
@@ -735,7 +735,7 @@ def test_certificates_do_not_prove_mutated_statements(cid, statement):
 
 def test_every_definition_leg_catches_a_mutated_oracle():
     """Every definition's leg fails when its oracle is off by a relative 1e-30."""
-    from numerics._definitions import definition_leg
+    from softnce_theory.numerics._definitions import definition_leg
 
     cfg = CheckConfig(quick=True)
     for defn in theory.DEFINITIONS:
@@ -762,7 +762,7 @@ def test_every_definition_leg_catches_a_mutated_oracle():
 def test_definition_leg_catches_a_mutated_definition(name, mutate):
     import dataclasses
 
-    from numerics._definitions import definition_leg
+    from softnce_theory.numerics._definitions import definition_leg
 
     defn = next(d for d in theory.DEFINITIONS if d.name == name)
     wrong = dataclasses.replace(defn, build=lambda: mutate(defn.build()))

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from numerics.montecarlo import SCENARIOS, CheckpointError, Moments, make_config, run_scenario
-from numerics.montecarlo.engine import _chunk_moments, trials_per_chunk
+from softnce_theory.numerics.montecarlo import SCENARIOS, CheckpointError, Moments, make_config, run_scenario
+from softnce_theory.numerics.montecarlo.engine import _chunk_moments, trials_per_chunk
 from softnce_theory.cli import main
 
 CPU = torch.device("cpu")
@@ -189,8 +189,8 @@ def test_corrupt_checkpoint_is_refused(tmp_path, damage):
 _KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
-    import numerics.montecarlo.engine as engine
-    from numerics.montecarlo import make_config, run_scenario
+    import softnce_theory.numerics.montecarlo.engine as engine
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
 
     real_save = engine.save_checkpoint
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from derivations import LegResult
+from softnce_theory.derivations import LegResult
 from softnce_theory.cli import main
 from softnce_theory.plots import FIGURES, GateError, _core, get_figure, make
 

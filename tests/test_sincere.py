@@ -8,9 +8,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from mpmath import mp
 
-from derivations import CheckConfig
-from derivations import sincere as claims
-from numerics import sincere as oracle
+from softnce_theory.derivations import CheckConfig
+from softnce_theory.derivations import sincere as claims
+from softnce_theory.numerics import sincere as oracle
 from softnce_theory.engine import check_claim
 from softnce_theory.losses import sincere as sl
 from softnce_theory.testing import strategies as sst
@@ -498,7 +498,7 @@ def test_claims_are_proved_or_checked(claim):
 
 
 def test_every_statement_uses_definitions_and_has_legs():
-    from numerics import sincere as num
+    from softnce_theory.numerics import sincere as num
     from softnce_theory.engine import sincere as eng
 
     names = {d.name for d in claims.DEFINITIONS}
@@ -514,8 +514,8 @@ def test_every_statement_uses_definitions_and_has_legs():
 def test_definition_leg_catches_a_mutated_definition_or_oracle(name):
     from dataclasses import replace
 
-    from numerics import sincere as num
-    from numerics._definitions import definition_leg
+    from softnce_theory.numerics import sincere as num
+    from softnce_theory.numerics._definitions import definition_leg
 
     defn = next(d for d in claims.DEFINITIONS if d.name == name)
     oracle, sample = num.DEFINITION_ORACLES[name]

@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpmath import mp
 
-import derivations.soft_target_infonce as D
-from derivations import CheckConfig, all_claims
-from numerics import definition_registry
-from numerics import soft_target_infonce as NO
-from numerics import soft_target_infonce as oracle
-from numerics._definitions import definition_leg
+import softnce_theory.derivations.soft_target_infonce as D
+from softnce_theory.derivations import CheckConfig, all_claims
+from softnce_theory.numerics import definition_registry
+from softnce_theory.numerics import soft_target_infonce as NO
+from softnce_theory.numerics import soft_target_infonce as oracle
+from softnce_theory.numerics._definitions import definition_leg
 from softnce_theory.engine import check_claim
 from softnce_theory.engine._prover import prove as prove_statement
 from softnce_theory.engine.soft_target_infonce import U32, rounding_floor
@@ -644,7 +644,7 @@ def test_definition_legs_catch_a_mutated_oracle(monkeypatch):
 @pytest.mark.parametrize("name", ["jensen_exp_rows", "sum_gt_term"])
 def test_family_lemmas_check_their_own_gap(name, monkeypatch):
     """The lemmas added for this family: the check passes, and fails on a mutated gap."""
-    import derivations.lemmas as lemmas
+    import softnce_theory.derivations.lemmas as lemmas
 
     attr = {"jensen_exp_rows": "JENSEN_EXP_ROWS", "sum_gt_term": "SUM_GT_TERM"}[name]
     lem = getattr(lemmas, attr)

@@ -231,7 +231,7 @@ def test_closed_form_value_matches_oracle(family):
         v, _ = R.CLOSED_FORMS[family](*args)
     want, src = R.oracle_value(family, *args)
     assert float(v) == pytest.approx(want, rel=1e-13)
-    assert src.startswith("numerics."), f"{family}: no numerics oracle found ({src})"
+    assert src.startswith("softnce_theory.numerics."), f"{family}: no numerics oracle found ({src})"
 
 
 @pytest.mark.parametrize("family", sorted(CASES))

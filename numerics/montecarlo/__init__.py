@@ -2,7 +2,7 @@
 
 Public API::
 
-    from numerics.montecarlo import make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
     cfg = make_config("sampled_softmax", sampler="counts")
     run = run_scenario(cfg, ks=[10, 100, 1000], seed=0, target_rel=0.05)
     run.to_json()   # plain JSON-able dict: per K, per output: estimate, SE, CI, n, VR, predictions
@@ -16,11 +16,11 @@ The engine (chunks, seeds, control variates, checkpoints, torch.distributed) is 
 
 from __future__ import annotations
 
-from numerics.montecarlo import mi, nce, soft_target, supcon  # noqa: F401  (register scenarios)
-from numerics.montecarlo._base import SCENARIOS, Prediction, ScenarioConfig
-from numerics.montecarlo._stats import Estimates, Moments
-from numerics.montecarlo.checkpoint import CheckpointError
-from numerics.montecarlo.engine import (
+from softnce_theory.numerics.montecarlo import mi, nce, soft_target, supcon  # noqa: F401  (register scenarios)
+from softnce_theory.numerics.montecarlo._base import SCENARIOS, Prediction, ScenarioConfig
+from softnce_theory.numerics.montecarlo._stats import Estimates, Moments
+from softnce_theory.numerics.montecarlo.checkpoint import CheckpointError
+from softnce_theory.numerics.montecarlo.engine import (
     ENGINE_VERSION,
     KResult,
     MCRun,

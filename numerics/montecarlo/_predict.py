@@ -33,7 +33,7 @@ def num(expr: Any) -> float:
 def delta_log_mean_bias(mu: Any, sigma2: Any, kappa3: Any, n: int, order: int, ref: Any) -> Any:
     r"""SymPy value of :math:`E\log\bar W_n - \log(\mathrm{ref})` by the delta method of
     ``derivations.infonce.delta_method_log_mean``."""
-    from derivations.infonce import delta_method_log_mean
+    from softnce_theory.derivations.infonce import delta_method_log_mean
 
     return delta_method_log_mean(sym(mu), sym(sigma2), sym(kappa3), n, order=order) - sp.log(
         sym(ref)

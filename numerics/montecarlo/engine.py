@@ -50,15 +50,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from numerics.montecarlo._base import SCENARIOS, ScenarioConfig
-from numerics.montecarlo._sampling import (
+from softnce_theory.numerics.montecarlo._base import SCENARIOS, ScenarioConfig
+from softnce_theory.numerics.montecarlo._sampling import (
     chunk_seed,
     generator,
     resolve_device,
     tune_glibc_malloc,
 )
-from numerics.montecarlo._stats import Z95, Estimates, Moments, finite_or_none
-from numerics.montecarlo.checkpoint import (
+from softnce_theory.numerics.montecarlo._stats import Z95, Estimates, Moments, finite_or_none
+from softnce_theory.numerics.montecarlo.checkpoint import (
     CheckpointError,
     check_writable,
     clean_stale_temps,

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 from mpmath import mp
 
-from numerics.montecarlo.mi import MIDiscrete
-from numerics.montecarlo.nce import LogMeanExp, RankingNCE, SampledSoftmax
-from numerics.montecarlo.soft_target import SoftTarget
-from numerics.montecarlo.supcon import SupConComposition
+from softnce_theory.numerics.montecarlo.mi import MIDiscrete
+from softnce_theory.numerics.montecarlo.nce import LogMeanExp, RankingNCE, SampledSoftmax
+from softnce_theory.numerics.montecarlo.soft_target import SoftTarget
+from softnce_theory.numerics.montecarlo.supcon import SupConComposition
 
 DPS = 30
 

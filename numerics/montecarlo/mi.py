@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from mpmath import mp
 
-from numerics.montecarlo._base import Prediction, ScenarioConfig, register
-from numerics.montecarlo._predict import DPS, delta_log_mean_bias, num, sym, syms
-from numerics.montecarlo._sampling import DiscreteLaw, f64, normal
+from softnce_theory.numerics.montecarlo._base import Prediction, ScenarioConfig, register
+from softnce_theory.numerics.montecarlo._predict import DPS, delta_log_mean_bias, num, sym, syms
+from softnce_theory.numerics.montecarlo._sampling import DiscreteLaw, f64, normal
 
 
 def _default_joint() -> tuple[tuple[float, ...], ...]:
@@ -155,7 +155,7 @@ class MIDiscrete(_MIBase):
         return float(self.const()["mi"])
 
     def chi2(self) -> float:
-        from derivations.infonce import chi2_divergence
+        from softnce_theory.derivations.infonce import chi2_divergence
 
         c = self.const()
         flat_p = [v for row in c["p"] for v in row]
@@ -203,7 +203,7 @@ class MIDiscrete(_MIBase):
         return self._finish(log_r1, r1, s, prep["m2"][x1], k, prep["mi"])
 
     def predictions(self, k: int) -> list[Prediction]:
-        from derivations.infonce import optimal_critic_gap
+        from softnce_theory.derivations.infonce import optimal_critic_gap
 
         c = self.const()
         first = num(optimal_critic_gap(sym(self.chi2()), k))
@@ -279,6 +279,6 @@ class MIGaussian(_MIBase):
         return self._finish(log_r1, r1, s, m2, k, self.mi())
 
     def predictions(self, k: int) -> list[Prediction]:
-        from derivations.infonce import optimal_critic_gap
+        from softnce_theory.derivations.infonce import optimal_critic_gap
 
         return [Prediction(num(optimal_critic_gap(sym(self.chi2()), k)))]

@@ -62,15 +62,15 @@ import torch
 import torch.nn.functional as F
 from mpmath import mp
 
-from numerics.montecarlo._base import (
+from softnce_theory.numerics.montecarlo._base import (
     Prediction,
     ScenarioConfig,
     check_distribution,
     check_finite_vector,
     register,
 )
-from numerics.montecarlo._predict import DPS, delta_log_mean_bias, num, sym, syms
-from numerics.montecarlo._sampling import DiscreteLaw, normal
+from softnce_theory.numerics.montecarlo._predict import DPS, delta_log_mean_bias, num, sym, syms
+from softnce_theory.numerics.montecarlo._sampling import DiscreteLaw, normal
 
 
 def _zipf(c: int) -> tuple[float, ...]:
@@ -242,7 +242,7 @@ class RankingNCE(_DiscreteNegatives):
         return y, ctrl
 
     def predictions(self, k: int) -> list[Prediction]:
-        from derivations.infonce import sampled_softmax_grad_bias
+        from softnce_theory.derivations.infonce import sampled_softmax_grad_bias
 
         c = self.const()
         mu, s2, k3 = c.mu, c.sigma2, c.kappa3
@@ -331,7 +331,7 @@ class SampledSoftmax(_DiscreteNegatives):
         return y, ctrl
 
     def predictions(self, k: int) -> list[Prediction]:
-        from derivations.infonce import sampled_softmax_grad_bias, sampled_softmax_loss_bias
+        from softnce_theory.derivations.infonce import sampled_softmax_grad_bias, sampled_softmax_loss_bias
 
         c = self.const()
         p_s, q_s = syms(c.p), syms(c.q)

@@ -60,16 +60,16 @@ import torch
 import torch.nn.functional as F
 from mpmath import mp
 
-from numerics.montecarlo._base import (
+from softnce_theory.numerics.montecarlo._base import (
     Prediction,
     ScenarioConfig,
     check_distribution,
     check_finite_vector,
     register,
 )
-from numerics.montecarlo._predict import DPS, delta_log_mean_bias, num, sym
-from numerics.montecarlo._sampling import DiscreteLaw, class_sums, f64, gamma
-from numerics.montecarlo.nce import DEFAULT_LOGITS, DEFAULT_NOISE
+from softnce_theory.numerics.montecarlo._predict import DPS, delta_log_mean_bias, num, sym
+from softnce_theory.numerics.montecarlo._sampling import DiscreteLaw, class_sums, f64, gamma
+from softnce_theory.numerics.montecarlo.nce import DEFAULT_LOGITS, DEFAULT_NOISE
 
 TARGETS = ("mixup", "dirichlet")
 

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from mpmath import mp
 
-from numerics.montecarlo._base import Prediction, ScenarioConfig, check_distribution, register
-from numerics.montecarlo._sampling import DiscreteLaw, normal
+from softnce_theory.numerics.montecarlo._base import Prediction, ScenarioConfig, check_distribution, register
+from softnce_theory.numerics.montecarlo._sampling import DiscreteLaw, normal
 
 OUTPUTS = (
     "supcon_loss",

@@ -120,6 +120,6 @@ def check_output_dir(path: str | os.PathLike[str], flag: str) -> None:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (the previous file, if
     any, stays intact until the new one is complete)."""
-    from numerics.montecarlo.checkpoint import atomic_write
+    from softnce_theory.numerics.montecarlo.checkpoint import atomic_write
 
     atomic_write(path, text.encode("utf-8"))

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from derivations import FAMILIES, KINDS
+from softnce_theory.derivations import FAMILIES, KINDS
 from softnce_theory.commands._common import epilog
 
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derivations import all_claims
+    from softnce_theory.derivations import all_claims
     from softnce_theory.engine._core import facts_of
 
     claims = all_claims(args.family)

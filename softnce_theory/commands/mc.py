@@ -146,7 +146,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from numerics.montecarlo import make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
 
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE")

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from derivations import FAMILIES, CheckConfig
+from softnce_theory.derivations import FAMILIES, CheckConfig
 from softnce_theory.commands._common import check_output_dir, epilog, path_arg, seed_type
 
 #: what exit code 1 means for this command

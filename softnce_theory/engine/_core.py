@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from derivations import (
+from softnce_theory.derivations import (
     FAMILIES,
     CheckConfig,
     Claim,
@@ -36,9 +36,9 @@ from derivations import (
     all_claims,
     all_definitions,
 )
-from derivations._claim import LegName, Outcome
-from derivations.tactics import describe as describe_tactic
-from numerics import definition_registry, precise_registry
+from softnce_theory.derivations._claim import LegName, Outcome
+from softnce_theory.derivations.tactics import describe as describe_tactic
+from softnce_theory.numerics import definition_registry, precise_registry
 from softnce_theory.engine._prover import prove as prove_statement
 
 
@@ -415,7 +415,7 @@ def select_claims(
 
 def run_lemmas() -> list[dict[str, Any]]:
     """Every library lemma's own check (the symbolic argument behind each Reduction)."""
-    from derivations.lemmas import LEMMAS
+    from softnce_theory.derivations.lemmas import LEMMAS
 
     out = []
     for lem in LEMMAS:

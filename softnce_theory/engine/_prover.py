@@ -23,9 +23,9 @@ from typing import Any
 
 import sympy as sp
 
-from derivations._claim import Claim, Proof
-from derivations._sym import canon, index_in_range, linear_sums
-from derivations.tactics import (
+from softnce_theory.derivations._claim import Claim, Proof
+from softnce_theory.derivations._sym import canon, index_in_range, linear_sums
+from softnce_theory.derivations.tactics import (
     Both,
     ComputeLimit,
     Differentiate,

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from derivations import CheckConfig, LegResult
+from softnce_theory.derivations import CheckConfig, LegResult
 from softnce_theory.engine._core import ClaimResult
 
 

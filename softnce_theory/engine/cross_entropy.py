@@ -8,9 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics import cross_entropy as oracle
-from numerics._mp import workdps
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.numerics import cross_entropy as oracle
+from softnce_theory.numerics._mp import workdps
 from softnce_theory.engine._torch import (
     RTOL64,
     gradcheck,

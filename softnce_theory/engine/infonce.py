@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics import infonce as oracle
-from numerics._mp import mat, mpf, workdps
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.numerics import infonce as oracle
+from softnce_theory.numerics._mp import mat, mpf, workdps
 from softnce_theory.engine._torch import RTOL64, t64, temperature, value_and_grad
 from softnce_theory.losses import infonce as L
 

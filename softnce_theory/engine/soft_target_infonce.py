@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from mpmath import mp
 
-from derivations import CheckConfig, LegRegistry, LegResult, Tally
-from numerics import soft_target_infonce as oracle
-from numerics._mp import mat, mpf, vec, workdps
+from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
+from softnce_theory.numerics import soft_target_infonce as oracle
+from softnce_theory.numerics._mp import mat, mpf, vec, workdps
 from softnce_theory.engine._torch import (
     RTOL64,
     gradcheck,

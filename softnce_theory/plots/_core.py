@@ -97,7 +97,7 @@ class GateError(RuntimeError):
 def _registries() -> tuple[Any, Any]:
     """The precise and production leg registries (built once per :func:`gate` call, not cached
     across calls, so a leg patched in between is seen)."""
-    from numerics import precise_registry
+    from softnce_theory.numerics import precise_registry
     from softnce_theory.engine import production_registry
 
     return precise_registry(), production_registry()
@@ -108,7 +108,7 @@ def gate(
 ) -> list[dict[str, Any]]:
     """Run the figure's backing claims (quick legs). Raise :class:`GateError` unless each is
     ``proved`` or ``checked``. Returns the evidence summaries for the sidecar."""
-    from derivations import CheckConfig, get_claim
+    from softnce_theory.derivations import CheckConfig, get_claim
     from softnce_theory.engine import check_claim
 
     cfg = CheckConfig(seed=seed, quick=True)
@@ -250,7 +250,7 @@ def _figure_bytes(mfig: Any, fmt: str) -> bytes:
 def _commit(files: list[tuple[Path, bytes]]) -> list[Path]:
     """Write every ``(path, bytes)`` to a temporary next to it, then ``os.replace`` them all:
     nothing is replaced unless every file is complete; on failure no temporary remains."""
-    from numerics.montecarlo.checkpoint import fsync_dir, write_temp
+    from softnce_theory.numerics.montecarlo.checkpoint import fsync_dir, write_temp
 
     temps: list[tuple[Path, Path]] = []
     try:

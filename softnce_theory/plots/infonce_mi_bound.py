@@ -42,7 +42,7 @@ def chi2(rho: float, dim: int) -> float:
 
 
 def compute(quick: bool, seed: int) -> dict[str, Any]:
-    from numerics.montecarlo import make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
 
     if quick:
         ks, n = [1, 2, 4, 8, 16, 32, 64, 128, 256], 2000

@@ -52,7 +52,7 @@ def _dense_ks(kmax: int) -> list[int]:
 
 
 def run_one(name: str, params: dict[str, Any], ks: list[int], n: int, seed: int) -> dict[str, Any]:
-    from numerics.montecarlo import make_config, run_scenario
+    from softnce_theory.numerics.montecarlo import make_config, run_scenario
 
     cfg = make_config(name, **params)
     run = run_scenario(cfg, ks=ks, seed=seed, device="cpu", max_samples=n, min_samples=n, cv=True)

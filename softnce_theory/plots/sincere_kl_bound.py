@@ -67,7 +67,7 @@ def sincere_gap_mc(
 
 
 def exact_gap_n1(mu: float) -> float:
-    from numerics.sincere import nce_loss_gaussian_n1
+    from softnce_theory.numerics.sincere import nce_loss_gaussian_n1
 
     return float(math.log(2) - nce_loss_gaussian_n1(mu))
 

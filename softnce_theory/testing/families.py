@@ -375,7 +375,7 @@ def _smoke_logits() -> Example:
 
 
 def _mp_nll(logits: Any, labels: Any) -> float:
-    from numerics._mp import lse, mat, workdps
+    from softnce_theory.numerics._mp import lse, mat, workdps
 
     with workdps(R.ORACLE_DPS):
         f = mat(np.asarray(logits, dtype=np.float64))
@@ -386,7 +386,7 @@ def _mp_nll(logits: Any, labels: Any) -> float:
 def _mp_uniform_ce(logits: Any) -> float:
     from mpmath import mp
 
-    from numerics._mp import lse, mat, workdps
+    from softnce_theory.numerics._mp import lse, mat, workdps
 
     with workdps(R.ORACLE_DPS):
         f = mat(np.asarray(logits, dtype=np.float64))
@@ -664,8 +664,8 @@ def _sti_identical(draw: Any) -> Example:
 
 
 def _sti_ranking_nce(ex: Example) -> float:
-    from numerics import soft_target_infonce as O
-    from numerics._mp import workdps
+    from softnce_theory.numerics import soft_target_infonce as O
+    from softnce_theory.numerics._mp import workdps
 
     with workdps(R.ORACLE_DPS):
         labels = _argmax_labels(ex["targets"]).tolist()
@@ -945,7 +945,7 @@ def _identical_value(variant: str) -> Callable[[Example], float]:
 
 
 def _instance_value(ex: Example) -> float:
-    from numerics._mp import workdps
+    from softnce_theory.numerics._mp import workdps
 
     with workdps(R.ORACLE_DPS):
         return float(R.ntxent_instance(ex["embeddings"], ex["labels"], ex["temperature"]))

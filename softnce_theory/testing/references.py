@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from mpmath import mp
 
-from numerics._mp import lse, mpf, workdps
+from softnce_theory.numerics._mp import lse, mpf, workdps
 
 #: digits for the closed forms (compared at float64 tolerances)
 GRAD_DPS = 40
@@ -301,26 +301,26 @@ def closed_form(family: str, *args: Any) -> tuple[float, Grads]:
 #: each family's oracle in ``numerics``: (module, function name, call adapter). A family whose
 #: oracle module or function is missing falls back to :data:`CLOSED_FORMS` (and says so).
 ORACLES: dict[str, tuple[str, str, Callable[[Any, tuple[Any, ...]], Any]]] = {
-    "soft_ce": ("numerics.cross_entropy", "soft_ce", lambda f, a: f(a[0], a[1], 1)),
+    "soft_ce": ("softnce_theory.numerics.cross_entropy", "soft_ce", lambda f, a: f(a[0], a[1], 1)),
     "label_smoothing": (
-        "numerics.cross_entropy",
+        "softnce_theory.numerics.cross_entropy",
         "label_smoothing_ce",
         lambda f, a: f(a[0], np.asarray(a[1]).tolist(), a[2], 1),
     ),
-    "collision_ce": ("numerics.collision_ce", "collision_ce", lambda f, a: f(a[0], a[1])),
+    "collision_ce": ("softnce_theory.numerics.collision_ce", "collision_ce", lambda f, a: f(a[0], a[1])),
     "soft_target_infonce": (
-        "numerics.soft_target_infonce",
+        "softnce_theory.numerics.soft_target_infonce",
         "loss",
         lambda f, a: f(a[0], a[1], a[2], a[3]),
     ),
     "infonce": (
-        "numerics.infonce",
+        "softnce_theory.numerics.infonce",
         "info_nce",
         lambda f, a: f(a[0], a[1], temperature=a[2]),
     ),
-    "supcon_out": ("numerics.sincere", "supcon", lambda f, a: f(a[0], a[1], a[2], "out")),
-    "supcon_in": ("numerics.sincere", "supcon", lambda f, a: f(a[0], a[1], a[2], "in")),
-    "sincere": ("numerics.sincere", "sincere", lambda f, a: f(a[0], a[1], a[2])),
+    "supcon_out": ("softnce_theory.numerics.sincere", "supcon", lambda f, a: f(a[0], a[1], a[2], "out")),
+    "supcon_in": ("softnce_theory.numerics.sincere", "supcon", lambda f, a: f(a[0], a[1], a[2], "in")),
+    "sincere": ("softnce_theory.numerics.sincere", "sincere", lambda f, a: f(a[0], a[1], a[2])),
 }
 
 

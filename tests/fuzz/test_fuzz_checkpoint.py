@@ -41,7 +41,7 @@ from typing import Any
 
 import pytest
 
-from numerics.montecarlo import CheckpointError, make_config, run_scenario
+from softnce_theory.numerics.montecarlo import CheckpointError, make_config, run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SOFTNCE = str(Path(sys.executable).with_name("softnce"))

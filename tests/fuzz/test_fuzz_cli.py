@@ -101,7 +101,7 @@ def _kind(tp: Any) -> str:
 
 
 def _param_cases(base: list[str]) -> list[Case]:
-    from numerics.montecarlo import SCENARIOS
+    from softnce_theory.numerics.montecarlo import SCENARIOS
 
     out = []
     for scen, cls in SCENARIOS.items():
