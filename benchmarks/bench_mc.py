@@ -47,7 +47,11 @@ from softnce_theory.numerics.montecarlo._sampling import (  # noqa: E402
     resolve_device,
     tune_glibc_malloc,
 )
-from softnce_theory.numerics.montecarlo.engine import DEFAULT_CHUNK_CPU, DEFAULT_CHUNK_CUDA, _chunk_moments  # noqa: E402
+from softnce_theory.numerics.montecarlo.engine import (  # noqa: E402
+    DEFAULT_CHUNK_CPU,
+    DEFAULT_CHUNK_CUDA,
+    _chunk_moments,
+)
 
 
 def _sync(dev: torch.device) -> None:

@@ -26,7 +26,12 @@ from typing import Any
 import sympy as sp
 
 from softnce_theory.derivations._claim import Claim, Definition
-from softnce_theory.derivations.lemmas import JENSEN_LOG, LSE_GE_TERM, LSE_ROWS_GE_DIAGONAL, SUM_GE_TERM
+from softnce_theory.derivations.lemmas import (
+    JENSEN_LOG,
+    LSE_GE_TERM,
+    LSE_ROWS_GE_DIAGONAL,
+    SUM_GE_TERM,
+)
 from softnce_theory.derivations.tactics import (
     Differentiate,
     Instances,

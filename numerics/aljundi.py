@@ -28,7 +28,13 @@ from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tall
 from softnce_theory.numerics import cross_entropy as ce_oracle
 from softnce_theory.numerics._definitions import definition_leg
 from softnce_theory.numerics._mp import dot, mat, mpf, norm, workdps
-from softnce_theory.numerics.sincere import _diff_logits, flat, flatten_views, share_minus_uniform, unit_rows
+from softnce_theory.numerics.sincere import (
+    _diff_logits,
+    flat,
+    flatten_views,
+    share_minus_uniform,
+    unit_rows,
+)
 
 PRECISE = LegRegistry("precise")
 

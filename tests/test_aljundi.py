@@ -10,10 +10,10 @@ from mpmath import mp
 
 from softnce_theory.derivations import CheckConfig
 from softnce_theory.derivations import aljundi as claims
-from softnce_theory.numerics import aljundi as oracle
-from softnce_theory.numerics.sincere import flat
 from softnce_theory.engine import check_claim
 from softnce_theory.losses import aljundi as al
+from softnce_theory.numerics import aljundi as oracle
+from softnce_theory.numerics.sincere import flat
 from softnce_theory.testing import strategies as sst
 
 RTOL64 = 1e-12

@@ -15,10 +15,10 @@ from mpmath import mp
 from softnce_theory.derivations import CheckConfig
 from softnce_theory.derivations import collision_ce as claims
 from softnce_theory.derivations import lemmas as L
-from softnce_theory.numerics import collision_ce as oracle
 from softnce_theory.engine import check_claim
 from softnce_theory.engine._prover import prove
 from softnce_theory.losses import collision_ce as cce
+from softnce_theory.numerics import collision_ce as oracle
 from softnce_theory.testing import strategies as sst
 
 RTOL64 = 1e-12

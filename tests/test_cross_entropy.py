@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpmath import mp
 
-from softnce_theory.numerics import cross_entropy as oracle
 from softnce_theory.losses import cross_entropy as ce
+from softnce_theory.numerics import cross_entropy as oracle
 from softnce_theory.testing import strategies as sst
 
 RTOL64 = 1e-12

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from softnce_theory.derivations import CheckConfig, Claim, Definition, LegRegistry, LegResult, Tally, all_claims
+from softnce_theory.derivations import (
+    CheckConfig,
+    Claim,
+    Definition,
+    LegRegistry,
+    LegResult,
+    Tally,
+    all_claims,
+)
 from softnce_theory.derivations import lemmas as L
 from softnce_theory.derivations.tactics import (
     Differentiate,
@@ -411,8 +419,8 @@ def test_no_claim_keeps_a_legacy_verdict_or_prose_assumptions():
 def test_every_symbolic_claim_also_has_a_numeric_leg():
     """SymPy's own transformations can be wrong (a `doit` bug was met in SymPy 1.14); a numeric
     leg on the same statement turns such an error into `refuted` instead of a false `proved`."""
-    from softnce_theory.numerics import precise_registry
     from softnce_theory.engine import production_registry
+    from softnce_theory.numerics import precise_registry
 
     precise, production = precise_registry(), production_registry()
     lone = [

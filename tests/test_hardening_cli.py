@@ -319,8 +319,8 @@ def test_mc_chunk_bounds_memory_for_any_k() -> None:
 
 
 def test_mc_max_k_is_the_engines() -> None:
-    from softnce_theory.numerics.montecarlo import engine
     from softnce_theory.commands import mc
+    from softnce_theory.numerics.montecarlo import engine
 
     assert mc.MAX_K == engine.MAX_K == 10**15
 

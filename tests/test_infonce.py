@@ -14,8 +14,8 @@ from mpmath import mp
 
 from softnce_theory.derivations import CheckConfig
 from softnce_theory.derivations import infonce as theory
-from softnce_theory.numerics import infonce as oracle
 from softnce_theory.losses import infonce as L
+from softnce_theory.numerics import infonce as oracle
 from softnce_theory.testing import strategies as sst
 
 RTOL64 = 1e-12

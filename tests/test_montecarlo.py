@@ -16,11 +16,21 @@ from mpmath import mp
 
 from softnce_theory.numerics.montecarlo import SCENARIOS, Moments, make_config, run_scenario
 from softnce_theory.numerics.montecarlo import exact as ex
-from softnce_theory.numerics.montecarlo._sampling import DiscreteLaw, chunk_seed, gamma, generator, normal
+from softnce_theory.numerics.montecarlo._sampling import (
+    DiscreteLaw,
+    chunk_seed,
+    gamma,
+    generator,
+    normal,
+)
 from softnce_theory.numerics.montecarlo.mi import MIDiscrete, MIGaussian
 from softnce_theory.numerics.montecarlo.nce import LogMeanExp, RankingNCE, SampledSoftmax
 from softnce_theory.numerics.montecarlo.soft_target import SoftTarget, dirichlet_mgf, mixup_mgf
-from softnce_theory.numerics.montecarlo.supcon import SupConComposition, sincere_anchor, supcon_anchor
+from softnce_theory.numerics.montecarlo.supcon import (
+    SupConComposition,
+    sincere_anchor,
+    supcon_anchor,
+)
 
 CPU = torch.device("cpu")
 ZMAX = 4.5

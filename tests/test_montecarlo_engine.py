@@ -16,9 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from softnce_theory.numerics.montecarlo import SCENARIOS, CheckpointError, Moments, make_config, run_scenario
-from softnce_theory.numerics.montecarlo.engine import _chunk_moments, trials_per_chunk
 from softnce_theory.cli import main
+from softnce_theory.numerics.montecarlo import (
+    SCENARIOS,
+    CheckpointError,
+    Moments,
+    make_config,
+    run_scenario,
+)
+from softnce_theory.numerics.montecarlo.engine import _chunk_moments, trials_per_chunk
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softnce_theory.derivations import LegResult
 from softnce_theory.cli import main
+from softnce_theory.derivations import LegResult
 from softnce_theory.plots import FIGURES, GateError, _core, get_figure, make
 
 Z95 = 1.959963984540054

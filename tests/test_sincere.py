@@ -10,9 +10,9 @@ from mpmath import mp
 
 from softnce_theory.derivations import CheckConfig
 from softnce_theory.derivations import sincere as claims
-from softnce_theory.numerics import sincere as oracle
 from softnce_theory.engine import check_claim
 from softnce_theory.losses import sincere as sl
+from softnce_theory.numerics import sincere as oracle
 from softnce_theory.testing import strategies as sst
 
 RTOL64 = 1e-12
@@ -498,8 +498,8 @@ def test_claims_are_proved_or_checked(claim):
 
 
 def test_every_statement_uses_definitions_and_has_legs():
-    from softnce_theory.numerics import sincere as num
     from softnce_theory.engine import sincere as eng
+    from softnce_theory.numerics import sincere as num
 
     names = {d.name for d in claims.DEFINITIONS}
     assert {d.id for d in claims.DEFINITIONS} == set(num.DEFINITION)

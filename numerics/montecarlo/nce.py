@@ -331,7 +331,10 @@ class SampledSoftmax(_DiscreteNegatives):
         return y, ctrl
 
     def predictions(self, k: int) -> list[Prediction]:
-        from softnce_theory.derivations.infonce import sampled_softmax_grad_bias, sampled_softmax_loss_bias
+        from softnce_theory.derivations.infonce import (
+            sampled_softmax_grad_bias,
+            sampled_softmax_loss_bias,
+        )
 
         c = self.const()
         p_s, q_s = syms(c.p), syms(c.q)

@@ -44,7 +44,12 @@ import numpy as np
 import torch
 from mpmath import mp
 
-from softnce_theory.numerics.montecarlo._base import Prediction, ScenarioConfig, check_distribution, register
+from softnce_theory.numerics.montecarlo._base import (
+    Prediction,
+    ScenarioConfig,
+    check_distribution,
+    register,
+)
 from softnce_theory.numerics.montecarlo._sampling import DiscreteLaw, normal
 
 OUTPUTS = (

@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from softnce_theory.derivations import FAMILIES, KINDS
 from softnce_theory.commands._common import epilog
+from softnce_theory.derivations import FAMILIES, KINDS
 
 
 def register(sub: Any) -> None:

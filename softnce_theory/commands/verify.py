@@ -9,8 +9,8 @@ import sys
 import time
 from typing import Any
 
-from softnce_theory.derivations import FAMILIES, CheckConfig
 from softnce_theory.commands._common import check_output_dir, epilog, path_arg, seed_type
+from softnce_theory.derivations import FAMILIES, CheckConfig
 
 #: what exit code 1 means for this command
 VERDICT = "a claim is refuted or errors, or a production loss fails its oracle"

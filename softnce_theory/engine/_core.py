@@ -38,8 +38,8 @@ from softnce_theory.derivations import (
 )
 from softnce_theory.derivations._claim import LegName, Outcome
 from softnce_theory.derivations.tactics import describe as describe_tactic
-from softnce_theory.numerics import definition_registry, precise_registry
 from softnce_theory.engine._prover import prove as prove_statement
+from softnce_theory.numerics import definition_registry, precise_registry
 
 
 def production_registry() -> LegRegistry:

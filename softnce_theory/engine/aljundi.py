@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
-from softnce_theory.numerics import aljundi as oracle
-from softnce_theory.numerics._mp import workdps
 from softnce_theory.engine._torch import RTOL64, gradcheck, t64, temperature
 from softnce_theory.losses import aljundi as al
 from softnce_theory.losses import cross_entropy as ce
+from softnce_theory.numerics import aljundi as oracle
+from softnce_theory.numerics._mp import workdps
 
 PRODUCTION = LegRegistry("production")
 CONFORMANCE = LegRegistry("production")

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
-from softnce_theory.numerics import collision_ce as oracle
-from softnce_theory.numerics._mp import workdps
 from softnce_theory.engine._torch import RTOL64, gradcheck, t64
 from softnce_theory.losses import collision_ce as cce
 from softnce_theory.losses.cross_entropy import soft_target_cross_entropy
+from softnce_theory.numerics import collision_ce as oracle
+from softnce_theory.numerics._mp import workdps
 
 PRODUCTION = LegRegistry("production")
 CONFORMANCE = LegRegistry("production")

@@ -9,8 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
-from softnce_theory.numerics import cross_entropy as oracle
-from softnce_theory.numerics._mp import workdps
 from softnce_theory.engine._torch import (
     RTOL64,
     gradcheck,
@@ -21,6 +19,8 @@ from softnce_theory.engine._torch import (
     value_and_grad,
 )
 from softnce_theory.losses import cross_entropy as ce
+from softnce_theory.numerics import cross_entropy as oracle
+from softnce_theory.numerics._mp import workdps
 
 PRODUCTION = LegRegistry("production")
 CONFORMANCE = LegRegistry("production")

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
-from softnce_theory.numerics import infonce as oracle
-from softnce_theory.numerics._mp import mat, mpf, workdps
 from softnce_theory.engine._torch import RTOL64, t64, temperature, value_and_grad
 from softnce_theory.losses import infonce as L
+from softnce_theory.numerics import infonce as oracle
+from softnce_theory.numerics._mp import mat, mpf, workdps
 
 PRODUCTION = LegRegistry("production")
 CONFORMANCE = LegRegistry("production")

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
-from softnce_theory.numerics import sincere as oracle
-from softnce_theory.numerics._mp import workdps
 from softnce_theory.engine._torch import RTOL64, gradcheck, t64, temperature
 from softnce_theory.losses import sincere as sl
 from softnce_theory.losses._common import Reduction
+from softnce_theory.numerics import sincere as oracle
+from softnce_theory.numerics._mp import workdps
 
 PRODUCTION = LegRegistry("production")
 CONFORMANCE = LegRegistry("production")

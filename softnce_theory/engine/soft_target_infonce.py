@@ -18,8 +18,6 @@ import torch
 from mpmath import mp
 
 from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
-from softnce_theory.numerics import soft_target_infonce as oracle
-from softnce_theory.numerics._mp import mat, mpf, vec, workdps
 from softnce_theory.engine._torch import (
     RTOL64,
     gradcheck,
@@ -31,6 +29,8 @@ from softnce_theory.engine._torch import (
 )
 from softnce_theory.losses import cross_entropy as ce
 from softnce_theory.losses import soft_target_infonce as sti
+from softnce_theory.numerics import soft_target_infonce as oracle
+from softnce_theory.numerics._mp import mat, mpf, vec, workdps
 
 PRODUCTION = LegRegistry("production")
 CONFORMANCE = LegRegistry("production")

@@ -97,8 +97,8 @@ class GateError(RuntimeError):
 def _registries() -> tuple[Any, Any]:
     """The precise and production leg registries (built once per :func:`gate` call, not cached
     across calls, so a leg patched in between is seen)."""
-    from softnce_theory.numerics import precise_registry
     from softnce_theory.engine import production_registry
+    from softnce_theory.numerics import precise_registry
 
     return precise_registry(), production_registry()
 

@@ -307,7 +307,11 @@ ORACLES: dict[str, tuple[str, str, Callable[[Any, tuple[Any, ...]], Any]]] = {
         "label_smoothing_ce",
         lambda f, a: f(a[0], np.asarray(a[1]).tolist(), a[2], 1),
     ),
-    "collision_ce": ("softnce_theory.numerics.collision_ce", "collision_ce", lambda f, a: f(a[0], a[1])),
+    "collision_ce": (
+        "softnce_theory.numerics.collision_ce",
+        "collision_ce",
+        lambda f, a: f(a[0], a[1]),
+    ),
     "soft_target_infonce": (
         "softnce_theory.numerics.soft_target_infonce",
         "loss",
@@ -318,8 +322,16 @@ ORACLES: dict[str, tuple[str, str, Callable[[Any, tuple[Any, ...]], Any]]] = {
         "info_nce",
         lambda f, a: f(a[0], a[1], temperature=a[2]),
     ),
-    "supcon_out": ("softnce_theory.numerics.sincere", "supcon", lambda f, a: f(a[0], a[1], a[2], "out")),
-    "supcon_in": ("softnce_theory.numerics.sincere", "supcon", lambda f, a: f(a[0], a[1], a[2], "in")),
+    "supcon_out": (
+        "softnce_theory.numerics.sincere",
+        "supcon",
+        lambda f, a: f(a[0], a[1], a[2], "out"),
+    ),
+    "supcon_in": (
+        "softnce_theory.numerics.sincere",
+        "supcon",
+        lambda f, a: f(a[0], a[1], a[2], "in"),
+    ),
     "sincere": ("softnce_theory.numerics.sincere", "sincere", lambda f, a: f(a[0], a[1], a[2])),
 }
 
