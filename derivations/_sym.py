@@ -7,9 +7,13 @@ for a stated K. Proof scopes must say which.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 import sympy as sp
+from sympy.concrete.expr_with_limits import ExprWithLimits
 
 
 def index_in_range(expr: Any, upper: Any, *indices: Any) -> Any:
@@ -40,7 +44,18 @@ def difference_is_zero(lhs: Any, rhs: Any) -> bool:
 
 def canon(expr: Any) -> Any:
     """Rename every ``Sum`` dummy to ``_i<height>`` (height = nesting depth below it + 1), so that
-    sums that differ only in their dummy name compare equal after ``simplify``."""
+    sums that differ only in their dummy name compare equal after ``simplify``. Memoized: a pure
+    function of the (immutable) expression, called on the same expressions again and again."""
+    return _canon(expr) if isinstance(expr, sp.Basic) else _canon_walk(expr)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canon(expr: Any) -> Any:
+    return _canon_walk(expr)
+
+
+def _canon_walk(expr: Any) -> Any:
+    """:func:`canon` without the cache (also for non-SymPy inputs)."""
 
     def height(e: Any) -> int:
         if not isinstance(e, sp.Sum):
@@ -96,3 +111,50 @@ def linear_sums(expr: Any) -> Any:
         return f
 
     return expr.replace(lambda e: isinstance(e, sp.Sum), split)
+
+
+# ----------------------------------------------------------------------------- performance
+
+_SYMPY_FREE_SYMBOLS = ExprWithLimits.free_symbols
+_fast_depth = 0
+
+
+def _sum_free_symbols(self: Any) -> set[Any]:
+    """``ExprWithLimits.free_symbols`` (SymPy 1.14) without its identity ``xreplace``.
+
+    SymPy maps each plain-symbol dummy to itself and every other dummy to a fresh ``Dummy``,
+    then applies it to the summand (``xreplace``); an identity entry still makes ``xreplace``
+    rebuild the whole summand (every ``Indexed`` re-deriving its assumptions), and
+    ``Sum.is_number`` calls this inside SymPy's assumption queries again and again. Here only
+    the non-identity entries are replaced: the same set (the free symbols of the summand minus
+    the dummies, plus those of the bounds), computed the same way."""
+    reps = {lim[0]: sp.Dummy() for lim in self.limits if lim[0].free_symbols != {lim[0]}}
+    isyms = set((self.function.xreplace(reps) if reps else self.function).free_symbols)
+    for lim in self.limits:
+        v = reps.get(lim[0], lim[0])
+        if len(lim) == 1:
+            isyms.add(v)
+            continue
+        isyms.discard(v)
+        for bound in lim[1:]:
+            isyms.update(bound.free_symbols)
+    back = {d: v for v, d in reps.items()}
+    return {back.get(s, s) for s in isyms}
+
+
+@contextlib.contextmanager
+def fast_sum_free_symbols() -> Iterator[None]:
+    """Within this block, ``Sum.free_symbols`` (every ``ExprWithLimits``) is
+    :func:`_sum_free_symbols`: the same sets, without the quadratic rebuild of nested sums.
+    Re-entrant; SymPy's own property is restored when the outermost block exits. The prover
+    and the definition legs run inside it (about a quarter of their time otherwise)."""
+    global _fast_depth
+    if _fast_depth == 0:
+        ExprWithLimits.free_symbols = property(_sum_free_symbols)
+    _fast_depth += 1
+    try:
+        yield
+    finally:
+        _fast_depth -= 1
+        if _fast_depth == 0:
+            ExprWithLimits.free_symbols = _SYMPY_FREE_SYMBOLS

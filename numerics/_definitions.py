@@ -16,8 +16,10 @@ from typing import Any
 
 import mpmath
 import sympy as sp
+from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from softnce_theory.derivations import CheckConfig, Definition, LegResult, Tally
+from softnce_theory.derivations._sym import fast_sum_free_symbols
 
 Point = Mapping[Any, Any]  # Symbol -> number, IndexedBase -> (nested) sequence, 1-based in SymPy
 
@@ -31,11 +33,45 @@ def _flat(base: Any, val: Any, prefix: tuple[int, ...] = ()) -> dict[Any, Any]:
     return {base[prefix if len(prefix) > 1 else prefix[0]]: val}
 
 
+def expand_sums(expr: Any) -> Any:
+    """Every ``Sum`` whose bounds are integers written out term by term:
+    ``Sum(f, (k, a, b)) -> f(a) + ... + f(b)`` (``0`` when ``b = a - 1``), the definition of a
+    finite sum. Inner sums first; an inner bound that depends on an outer dummy becomes an
+    integer once the outer sum is written out. Sums with non-integer or reversed bounds
+    (``b < a - 1``, SymPy's Karr convention), or whose summand still binds the same dummy, are
+    left for ``doit``. Exact, and much cheaper than ``doit``, which first looks for closed
+    forms of every sum."""
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return expr
+    if isinstance(expr, sp.Sum) and len(expr.limits[-1]) == 3:
+        *inner, (v, lo0, hi0) = expr.limits
+        summand = sp.Sum(expr.function, *inner) if inner else expr.function
+        body, lo, hi = expand_sums(summand), expand_sums(lo0), expand_sums(hi0)
+        binders = body.atoms(ExprWithLimits, sp.Lambda, sp.Derivative)
+        bound = {b for e in binders for b in e.variables}
+        if lo.is_Integer and hi.is_Integer and hi >= lo - 1 and v not in bound:
+            return sp.Add(
+                *[expand_sums(body.xreplace({v: sp.Integer(k)})) for k in range(lo, hi + 1)]
+            )
+        if body is summand and lo is lo0 and hi is hi0:
+            return expr
+        return sp.Sum(body, (v, lo, hi))
+    args = [expand_sums(a) for a in expr.args]
+    if all(new is old for new, old in zip(args, expr.args, strict=True)):
+        return expr
+    return expr.func(*args)
+
+
 def evaluate(defn: Definition, sizes: Mapping[Any, int], point: Point, dps: int) -> mpmath.mpf:
     """The definition at ``sizes`` and ``point``, evaluated at ``dps`` significant digits."""
+    with fast_sum_free_symbols():
+        return _evaluate(defn, sizes, point, dps)
+
+
+def _evaluate(defn: Definition, sizes: Mapping[Any, int], point: Point, dps: int) -> mpmath.mpf:
     ints = {s: sp.Integer(int(v)) for s, v in sizes.items()}
     ints.update({k: sp.Integer(int(v)) for k, v in point.items() if k.is_integer})
-    expr = defn.build().xreplace(ints).doit()
+    expr = expand_sums(defn.build().xreplace(ints)).doit()
     reps: dict[Any, Any] = {}
     for key, val in point.items():
         if isinstance(key, sp.IndexedBase):

@@ -6,10 +6,12 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from softnce_theory.cli import main
 from softnce_theory.testing import adapters as A
+from tests.mutants import toy_family as TOY
 
 HERE = Path(__file__).resolve().parent
 MUTANTS = HERE / "mutants" / "losses.py"
@@ -79,10 +81,19 @@ def test_json_output(capsys):
     )
     assert rc == 1
     data = json.loads(out)
-    assert data["passed"] is False and data["family"] == "soft_ce"
+    assert data["schema"] == "softnce-theory/audit/1" and data["mode"] == "properties"
+    assert data["passed"] is False and data["family"] == "soft_ce" and data["tier"] == "all"
+    assert data["tiers"]["correctness"]["failed"] == ["gradient_vs_closed_form"]
     (r,) = data["results"]
-    assert r["status"] == "fail" and "gradient" in r["discrepancy"]
+    assert r["status"] == "fail" and r["tier"] == "correctness"
     assert isinstance(r["counterexample"]["logits"], list)
+    d = r["discrepancy"]
+    assert "gradient" in d["message"] and d["kind"] == "gradient" and d["measure"] == "normwise"
+    assert d["error"] > d["tolerance"] > 0 and d["where"]["input"] == "logits"
+    got, want = np.asarray(d["got"]), np.asarray(d["want"])
+    assert got.shape == want.shape == np.asarray(r["counterexample"]["logits"]).shape
+    assert d["error"] == pytest.approx(np.linalg.norm(got - want), rel=1e-12)
+    assert d["max_abs_error"] == pytest.approx(np.abs(got - want).max(), rel=1e-12)
 
 
 def test_kw_binds_keyword_arguments(capsys):
@@ -152,10 +163,136 @@ def test_missing_peer_package_gives_clear_message(capsys, monkeypatch):
 
 
 def test_list(capsys):
+    from softnce_theory.registry import registry
+
     rc, out, _ = run(capsys, "--list")
     assert rc == 0
-    for name in ("supcon_out", "infonce", "soft_target_infonce", "collision_ce", "hobbitlong"):
-        assert name in out
+    for name in registry().contracts():
+        assert f"\n{name}: fn(" in "\n" + out
+    assert "\n  hobbitlong (supcon_out)" in out
+    assert "- masked_logit [edge, robustness]" in out
+    assert "- value_vs_oracle [oracle, correctness]" in out
+
+
+# ----------------------------------------------------------------------------- tiers
+
+#: soft-target CE as torch's documentation suggests: F.cross_entropy with probability targets,
+#: and the hand-written log_softmax form
+TORCH_DOCS_SOFT_CE = """
+import torch.nn.functional as F
+
+
+def soft_ce(logits, targets):
+    return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+"""
+
+
+@pytest.mark.parametrize("form", ["torch-ce", "log_softmax"])
+def test_correct_soft_ce_fails_only_the_inf_logit_policy(capsys, tmp_path, form):
+    if form == "torch-ce":
+        target = ["torch.nn.functional:cross_entropy", "--adapter", "torch-ce"]
+    else:
+        (tmp_path / "docs_soft_ce.py").write_text(TORCH_DOCS_SOFT_CE)
+        target = [f"{tmp_path / 'docs_soft_ce.py'}:soft_ce"]
+    argv = [*target, "--family", "soft_ce", "--max-examples", "6"]
+    rc, out, _ = run(capsys, *argv, "--tier", "correctness")
+    assert rc == 0, out
+    assert "FAIL masked_logit [robustness]" in out and "value nan is not finite" in out
+    assert "verdict (--tier correctness): PASS" in out
+    # the finding is listed in the robustness section, every correctness property passes
+    correctness, robustness = out.split("[robustness policy", 1)
+    assert "masked_logit" not in correctness.split("[correctness", 1)[1]
+    assert status(robustness, "masked_logit") == "FAIL"
+    for line in correctness.split("[correctness", 1)[1].splitlines()[1:]:
+        assert line.split()[2] == "PASS", line
+    rc, out, _ = run(capsys, *argv)  # --tier all (the default)
+    assert rc == 1 and "verdict (--tier all): FAIL" in out
+    rc, out, _ = run(capsys, *argv, "--tier", "correctness", "--json")
+    data = json.loads(out)
+    assert rc == 0 and data["passed"] is True and data["tier"] == "correctness"
+    assert data["tiers"]["correctness"] == {
+        "passed": True,
+        "fails_run": True,
+        "properties": 7,
+        "failed": [],
+    }
+    assert data["tiers"]["robustness"]["failed"] == ["masked_logit"]
+    assert data["tiers"]["robustness"]["fails_run"] is False
+
+
+def test_correctness_failure_fails_every_tier(capsys):
+    argv = [f"{MUTANTS}:soft_ce_sum_reduction", "--family", "soft_ce", "--max-examples", "5"]
+    for tier in ("correctness", "all"):
+        rc, out, _ = run(capsys, *argv, "--property", "value_vs_oracle", "--tier", tier)
+        assert rc == 1 and "FAIL value_vs_oracle [correctness]" in out
+
+
+def test_bad_tier_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, "softnce_theory.losses.sincere:sincere_loss", "--family", "sincere",
+            "--tier", "robustness")  # fmt: skip
+    assert exc.value.code == 2
+
+
+# ----------------------------------------------------------------------------- plugin families
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    return TOY.scoped_registry(monkeypatch)
+
+
+def test_plugin_family_generic_contract(capsys, fresh_registry):
+    plugin = ["--plugin", "tests.mutants.toy_family"]
+    rc, out, _ = run(capsys, *plugin, "--family", "toy_infonce", "--max-examples", "8")
+    assert rc == 0, out
+    assert "toy_infonce (the family's own torch_fn) as toy_infonce" in out
+    assert "oracle generated from the definition: not independent" in out
+    rc, out, _ = run(capsys, *plugin, "--family", "toy_infonce_oracle", "--max-examples", "8")
+    assert rc == 0 and "not independent" not in out
+    rc, out, _ = run(
+        capsys,
+        "tests.mutants.toy_family:toy_missing_t",
+        *plugin,
+        "--family",
+        "toy_infonce",
+        "--max-examples",
+        "8",
+        "--json",
+    )
+    data = json.loads(out)
+    assert rc == 1 and data["reference_independent"] is False
+    assert data["results"][0]["name"] == "value_vs_oracle"
+    assert data["results"][0]["status"] == "fail"
+    rc, out, _ = run(capsys, *plugin, "--list")
+    assert rc == 0 and "toy_infonce: fn(x: Tensor[B, K], t: float) -> Tensor[B]" in out
+
+
+def test_unknown_family_lists_plugin_families(capsys, fresh_registry):
+    rc, _, err = run(capsys, "--plugin", "tests.mutants.toy_family", "--family", "bogus")
+    assert rc == 2 and "--family must be one of" in err and "toy_infonce" in err
+    rc, _, err = run(capsys, "--family", "soft_ce")  # a built-in contract needs a target
+    assert rc == 2 and "target MODULE:CALLABLE is required" in err
+    rc, _, err = run(capsys, "--plugin", "no_such_plugin_module_xyz", "--family", "soft_ce")
+    assert rc == 2 and "--plugin" in err
+
+
+def test_help_imports_neither_torch_nor_hypothesis():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "from softnce_theory.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try: main(['audit', '--help'])\n"
+        "    except SystemExit: pass\n"
+        "assert '--tier' in out.getvalue() and 'soft_ce' in out.getvalue()\n"
+        "print([m for m in ('torch', 'hypothesis', 'sympy', 'mpmath', 'numpy') if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_file_with_sibling_import(tmp_path, capsys):

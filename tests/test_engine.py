@@ -20,7 +20,6 @@ from softnce_theory.derivations import (
     LegRegistry,
     LegResult,
     Tally,
-    all_claims,
 )
 from softnce_theory.derivations import lemmas as L
 from softnce_theory.derivations.tactics import (
@@ -33,7 +32,7 @@ from softnce_theory.derivations.tactics import (
     Simplify,
     index_facts,
 )
-from softnce_theory.engine import check_claim, status_of
+from softnce_theory.engine import all_claims, check_claim, status_of
 
 x = sp.Symbol("x", positive=True)
 K = sp.Symbol("K", integer=True, positive=True)
@@ -419,8 +418,7 @@ def test_no_claim_keeps_a_legacy_verdict_or_prose_assumptions():
 def test_every_symbolic_claim_also_has_a_numeric_leg():
     """SymPy's own transformations can be wrong (a `doit` bug was met in SymPy 1.14); a numeric
     leg on the same statement turns such an error into `refuted` instead of a false `proved`."""
-    from softnce_theory.engine import production_registry
-    from softnce_theory.numerics import precise_registry
+    from softnce_theory.engine import precise_registry, production_registry
 
     precise, production = precise_registry(), production_registry()
     lone = [
@@ -432,8 +430,7 @@ def test_every_symbolic_claim_also_has_a_numeric_leg():
 
 
 def test_every_definition_has_a_definition_leg_and_every_claim_uses_definitions():
-    from softnce_theory.derivations import all_definitions
-    from softnce_theory.numerics import definition_registry
+    from softnce_theory.engine import all_definitions, definition_registry
 
     reg = definition_registry()
     defs = {d.id for d in all_definitions()}
@@ -443,3 +440,100 @@ def test_every_definition_has_a_definition_leg_and_every_claim_uses_definitions(
         assert c.uses, f"{c.id}: the statement must name the definitions it is built from"
         missing = [u for u in c.uses if f"{c.family}.{u}" not in defs]
         assert not missing, f"{c.id}: unknown definitions {missing}"
+
+
+# ----------------------------------------------------------------------------- speed-ups
+# (what makes `softnce verify --quick` fast must not change a single result)
+
+
+def _sums_for_free_symbols():
+    i, j, n = sp.symbols("i j n", integer=True)
+    t = sp.Symbol("t", real=True)
+    return [
+        sp.Sum(y[i], (i, 1, K)),
+        sp.Sum(y[i] * sp.exp(t * z[j]), (i, 1, j), (j, 1, K)),  # inner bound on the outer dummy
+        sp.Sum(sp.Sum(y[i, j], (i, j, n)) + y[j, j] * i, (j, 1, K)),  # i free outside the sum
+        sp.Sum(y[k] * sp.KroneckerDelta(k, m), (k, 1, K)) * sp.Sum(y[k], (k, 1, m)),
+        sp.Sum(sp.log(sp.Sum(sp.exp(z[k, j]), (k, 1, K))), (j, 1, m)),
+        sp.Product(y[k], (k, 1, K)),
+        sp.Integral(t * x, (t, 0, x)),
+        sp.Integral(t * x, t),  # a limit without bounds: the variable stays free
+        sp.Sum(x, (k, 1, 3)),
+    ]
+
+
+@pytest.mark.parametrize("expr", _sums_for_free_symbols(), ids=str)
+def test_fast_sum_free_symbols_agrees_with_sympy(expr):
+    from sympy.concrete.expr_with_limits import ExprWithLimits
+
+    from softnce_theory.derivations._sym import fast_sum_free_symbols
+
+    sympy_property = ExprWithLimits.free_symbols
+    want = expr.free_symbols  # SymPy's own
+    with fast_sum_free_symbols():
+        assert ExprWithLimits.free_symbols is not sympy_property
+        with fast_sum_free_symbols():  # re-entrant
+            got_inner = expr.free_symbols
+        got = expr.free_symbols  # still patched after the inner block
+        assert ExprWithLimits.free_symbols is not sympy_property
+    assert ExprWithLimits.free_symbols is sympy_property  # restored
+    assert got == got_inner == want
+
+
+def _finite_sums():
+    """(expression, the same finite sum written out by hand or by SymPy's ``doit``)."""
+    t = sp.Add
+    return [
+        (sp.Sum(y[k] * sp.exp(z[k]), (k, 1, 4)), t(*[y[a] * sp.exp(z[a]) for a in range(1, 5)])),
+        # the inner bound depends on the outer dummy (SymPy's doit leaves this one unevaluated)
+        (
+            sp.Sum(y[k, m], (k, 1, m), (m, 1, 3)),
+            t(*[y[a, b] for b in (1, 2, 3) for a in range(1, b + 1)]),
+        ),
+        (
+            sp.Sum(sp.log(sp.Sum(sp.exp(z[k, m]), (k, 1, 3))) * y[m], (m, 2, 4)),
+            t(*[sp.log(t(*[sp.exp(z[a, b]) for a in (1, 2, 3)])) * y[b] for b in (2, 3, 4)]),
+        ),
+        (sp.Sum(y[k], (k, 3, 2)), sp.Integer(0)),  # empty
+        (sp.Sum(y[k], (k, 3, 1)), -y[2]),  # reversed: Karr's convention, left to doit
+        # the summand reuses the dummy: the inner sum is written out first
+        (sp.Sum(y[k] * sp.Sum(z[k], (k, 1, 2)), (k, 1, 2)), (y[1] + y[2]) * (z[1] + z[2])),
+        # ... and where it cannot be, the outer sum is left to doit
+        (
+            sp.Sum(y[k] * sp.Sum(z[k], (k, 1, K)), (k, 1, 2)),
+            (y[1] + y[2]) * sp.Sum(z[k], (k, 1, K)),
+        ),
+        (
+            sp.Sum(y[k], (k, 1, K)) + sp.Sum(z[k], (k, 0, 2)),
+            sp.Sum(y[k], (k, 1, K)) + t(*[z[a] for a in (0, 1, 2)]),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("expr", "want"), _finite_sums(), ids=lambda e: str(e)[:60])
+def test_expand_sums_writes_out_finite_sums(expr, want):
+    from softnce_theory.numerics._definitions import expand_sums
+
+    assert sp.expand(expand_sums(expr).doit() - want) == 0
+
+
+def test_parallel_run_matches_the_serial_run_and_renders_the_statements():
+    """``run_catalogue`` on two workers renders LaTeX and facts in the worker (where the
+    statement was built) and gives the same statuses and proofs as the in-process run."""
+    from softnce_theory.engine import run_catalogue
+
+    claims = [c for c in all_claims(["infonce"]) if c.tactic is not None][:3]
+    used = sorted({f"{c.family}.{u}" for c in claims for u in c.uses})
+    runs = [
+        run_catalogue(
+            claims, CFG, jobs=jobs, families=["infonce"], definition_ids=used, conformance=False
+        )[0]
+        for jobs in (1, 2)
+    ]
+    for serial, parallel, c in zip(*runs, claims, strict=True):
+        assert serial.status == parallel.status
+        assert [r.outcome for r in serial.legs] == [r.outcome for r in parallel.legs]
+        assert serial.leg("symbolic").proof == parallel.leg("symbolic").proof
+        js = parallel.to_json()
+        assert js["latex"] == sp.latex(c.statement())  # rebuilt here, from scratch
+        assert js["facts"] == [sp.sstr(f) for f in c.fact_list()]

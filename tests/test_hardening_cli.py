@@ -118,9 +118,9 @@ def fake_figure(monkeypatch: pytest.MonkeyPatch) -> Any:
         mfig.add_subplot(1, 1, 1).plot(data["x"], data["y"])
 
     fig = _core.Figure("hardening_fake", "fake", (CHEAP_CLAIM,), compute, render, "caption")
-    names = (*_core.FIGURES, fig.name)
-    monkeypatch.setattr(_core, "FIGURES", names)
-    monkeypatch.setattr(plots_pkg, "FIGURES", names)
+    names = (*_core.figure_names(), fig.name)
+    monkeypatch.setattr(_core, "figure_names", lambda: names)
+    monkeypatch.setattr(plots_pkg, "figure_names", lambda: names)
     monkeypatch.setitem(_core._REGISTRY, fig.name, fig)
     return fig
 
@@ -510,29 +510,3 @@ def test_mc_param_logits_dict_is_a_clean_error(capsys: pytest.CaptureFixture[str
 
 
 # ============================================================================ item 12: bench
-
-
-def test_bench_never_runs_benchmarks_from_the_cwd(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from softnce_theory.commands import bench
-
-    trap = tmp_path / "benchmarks" / "bench_losses.py"
-    trap.parent.mkdir()
-    trap.write_text("import pathlib; pathlib.Path(__file__).with_name('RAN').touch()\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SOFTNCE_BENCHMARKS", raising=False)
-    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site" / "pkg" / "commands" / "b.py"))
-    rc, _, err = cli(capsys, "bench", "--quick")
-    assert rc == 2 and "current directory is never searched" in one_clean_line(err)
-    monkeypatch.setenv("SOFTNCE_BENCHMARKS", "benchmarks")  # relative: cwd-dependent, refused
-    rc, _, err = cli(capsys, "bench", "--quick")
-    assert rc == 2 and "absolute" in one_clean_line(err)
-    assert not (trap.parent / "RAN").exists()
-
-
-def test_bench_finds_the_checkout_script_via_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    from softnce_theory.commands import bench
-
-    monkeypatch.delenv("SOFTNCE_BENCHMARKS", raising=False)
-    assert bench._locate() == ROOT / "benchmarks" / "bench_losses.py"

@@ -169,11 +169,24 @@ def test_cosine_info_nce_huge_norms_explicit_negatives():
 
 
 def test_unit_rows_is_shared_by_every_cosine_loss():
+    """One normalisation helper, ``_common.unit_rows``: no loss module defines or imports
+    another one, and none calls ``normalize`` (``F.normalize``'s eps policy is the defect)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import softnce_theory.losses as pkg
     import softnce_theory.losses._common as common
 
-    assert not hasattr(sc, "_unit")  # one helper, in _common
-    for mod in (nce, sc, al):
-        assert mod.unit_rows is common.unit_rows
+    assert not hasattr(sc, "_unit")
+    names = [m.name for m in pkgutil.walk_packages(pkg.__path__, "softnce_theory.losses.")]
+    assert "softnce_theory.losses.tiled._losses" in names
+    for name in names:
+        mod = importlib.import_module(name)
+        for attr, obj in vars(mod).items():
+            if "unit" in attr.lower() and callable(obj):
+                assert obj is common.unit_rows, f"{name}.{attr}"
+        assert "normalize(" not in inspect.getsource(mod).replace("def normalize(", ""), name
 
 
 # ----------------------------------------------------------------------------- defect 8
@@ -413,3 +426,58 @@ def test_fp16_zero_row_gradient_is_finite_in_every_cosine_loss(call):
     w = torch.randn(3, 8).half()
     (g,) = torch.autograd.grad(call(x, lab, w), x)
     assert torch.isfinite(g).all()
+
+
+# ----------------------------------------------------------------------------- esupcon_formula
+
+
+def _formula_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    z = torch.nn.functional.normalize(torch.randn(6, 4, generator=g, dtype=torch.float64), dim=1)
+    w = torch.nn.functional.normalize(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=1)
+    return z @ z.T / 0.2, z @ w.T / 0.2, torch.tensor([0, 0, 1, 1, 2, 2])
+
+
+S, T, Y = _formula_inputs()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: al.esupcon_formula(S.long(), T, Y), "^sample_logits must have dtype"),
+        (lambda: al.esupcon_formula(S[:0], T[:0], Y), "^sample_logits must be a non-empty"),
+        (lambda: al.esupcon_formula(S, T[:5], Y), r"^proto_logits must have shape \(6, K\)"),
+        (lambda: al.esupcon_formula(S, T.float(), Y), "^proto_logits must have the same dtype"),
+        (lambda: al.esupcon_formula(S, T, Y.double()), "^labels must have an integer dtype"),
+        (lambda: al.esupcon_formula(S, T, Y[:5]), r"^labels must have shape \(6,\)"),
+        (lambda: al.esupcon_formula(S, T, Y + 1), r"^labels must lie in \[0, 3\)"),
+        (lambda: al.esupcon_formula(S[:2], T[:2], Y), "^sample_logits must be square"),
+        (lambda: al.esupcon_formula(S, T, Y, offset=2), "^offset requires row_labels"),
+        (
+            lambda: al.esupcon_formula(S[2:4], T[2:4], Y, row_labels=Y[2:4], offset=5),
+            "^offset must satisfy",
+        ),
+        (
+            lambda: al.esupcon_formula(S[2:4], T[2:4], Y, row_labels=Y[0:2], offset=2),
+            r"^row_labels must equal labels\[offset:offset \+ m\]",
+        ),
+        (
+            lambda: al.esupcon_formula(S[2:4], T[2:4], Y, row_labels=Y[2:4] + 3, offset=2),
+            r"^row_labels must lie in \[0, 3\)",
+        ),
+    ],
+)
+def test_esupcon_formula_validates(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_esupcon_formula_anchor_subset_equals_full_rows():
+    """Rows [2, 4) as an anchor subset are the same rows of the full per-anchor losses, and
+    ``validate=False`` skips only the value checks (same result)."""
+    full = al.esupcon_formula(S, T, Y)
+    sub = al.esupcon_formula(S[2:4], T[2:4], Y, row_labels=Y[2:4], offset=2)
+    assert torch.equal(sub, full[2:4])
+    assert torch.equal(al.esupcon_formula(S, T, Y, validate=False), full)
+    with pytest.raises(ValueError, match=r"^proto_logits"):
+        al.esupcon_formula(S, T[:, :0], Y, validate=False)

@@ -322,7 +322,15 @@ def test_cli_table_and_errors(capsys, tmp_path):
         main(["mc", "ranking_nce", "--k", "0"])
 
 
-def test_cli_scenario_list_matches_registry():
-    from softnce_theory.commands.mc import SCENARIO_NAMES
+def test_family_registry_declares_every_scenario():
+    """Each scenario class the engine registers is declared by exactly one family, and each
+    declaration resolves to the class of that name."""
+    from softnce_theory.commands.mc import scenario_class
+    from softnce_theory.registry import registry
 
-    assert sorted(SCENARIO_NAMES) == sorted(SCENARIOS)
+    declared = registry().scenarios()
+    assert set(SCENARIOS) <= set(declared)
+    for name in declared:
+        assert scenario_class(name).name == name
+    with pytest.raises(ValueError, match="scenario must be one of"):
+        scenario_class("no_such_scenario")

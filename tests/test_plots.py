@@ -14,7 +14,9 @@ import pytest
 
 from softnce_theory.cli import main
 from softnce_theory.derivations import LegResult
-from softnce_theory.plots import FIGURES, GateError, _core, get_figure, make
+from softnce_theory.plots import GateError, _core, figure_names, get_figure, make
+
+FIGURES = figure_names()
 
 Z95 = 1.959963984540054
 MAX_PNG_BYTES = 200_000

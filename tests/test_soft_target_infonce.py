@@ -13,12 +13,11 @@ from hypothesis import strategies as st
 from mpmath import mp
 
 import softnce_theory.derivations.soft_target_infonce as D
-from softnce_theory.derivations import CheckConfig, all_claims
-from softnce_theory.engine import check_claim
+from softnce_theory.derivations import CheckConfig
+from softnce_theory.engine import all_claims, check_claim, definition_registry
 from softnce_theory.engine._prover import prove as prove_statement
 from softnce_theory.engine.soft_target_infonce import U32, rounding_floor
 from softnce_theory.losses import soft_target_infonce as sti
-from softnce_theory.numerics import definition_registry
 from softnce_theory.numerics import soft_target_infonce as NO
 from softnce_theory.numerics import soft_target_infonce as oracle
 from softnce_theory.numerics._definitions import definition_leg

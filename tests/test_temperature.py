@@ -280,6 +280,25 @@ def test_base_temperature_tau_grad(kind, tile):
 
 
 @pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("kind", ["out", "sincere"])
+def test_tensor_base_temperature_keeps_its_gradient(kind, tile):
+    """A tensor ``base_temperature`` is not detached: the loss is ``L * tau / tau_base`` (the
+    invariance against the unscaled call), so ``d/d tau_base = -loss / tau_base``."""
+    x, y = _emb(10, seed=14), torch.as_tensor(LABELS)
+    fn = sc.sincere_loss if kind == "sincere" else sc.supcon_loss
+    base = torch.tensor(0.07, dtype=F64, requires_grad=True)
+    out = fn(x, y, temperature=TAU, base_temperature=base, tile=tile)
+    (g,) = torch.autograd.grad(out, base)
+    plain = float(fn(x, y, temperature=TAU, tile=tile))
+    assert float(out.detach()) == pytest.approx(plain * TAU / 0.07, rel=1e-13)
+    assert float(g) == pytest.approx(-plain * TAU / 0.07**2, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^base_temperature must be a real number or a floating"):
+        fn(x, y, base_temperature=torch.tensor(1), tile=tile)
+    with pytest.raises(ValueError, match=r"^base_temperature must be finite and > 0"):
+        fn(x, y, base_temperature=torch.tensor(-0.1, dtype=F64), tile=tile)
+
+
+@pytest.mark.parametrize("tile", TILES)
 def test_multiview_tau_grad(tile):
     """(B, V, D): the views are flattened sample-major; the closed form on the flat batch."""
     x = _emb(12, seed=13).reshape(4, 3, 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import json
@@ -14,15 +15,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpmath import mp
 
+import softnce_theory.testing
+from softnce_theory.domain import POSITIVE, UNIT, Array, Domain, Interval, Param
 from softnce_theory.testing import references as R
 from softnce_theory.testing import strategies as S
 from softnce_theory.testing.loader import load_target
 from softnce_theory.testing.suite import Arg, Caller, check_loss
+from tests.mutants import toy_family as TOY
 
 pytest_plugins = ("pytester",)
 
 HERE = Path(__file__).resolve().parent
 MUTANTS = HERE / "mutants" / "losses.py"
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    return TOY.scoped_registry(monkeypatch)
 
 
 def mutant(name: str):
@@ -172,18 +181,216 @@ def test_strategies_compose_with_torch():
 # ----------------------------------------------------------------------------- registries
 
 
-def test_names_match_registries():
-    from softnce_theory.testing import ADAPTER_NAMES, FAMILY_NAMES
-    from softnce_theory.testing.adapters import ADAPTERS
-    from softnce_theory.testing.families import FAMILIES
+def test_implemented_contracts_are_the_registry_contracts():
+    """The registry declares the audit contracts; the kit implements exactly those (both ways)."""
+    import softnce_theory.testing as T
+    from softnce_theory.registry import registry
+    from softnce_theory.testing import families
 
-    assert tuple(FAMILIES) == FAMILY_NAMES
-    assert tuple(ADAPTERS) == ADAPTER_NAMES
-    for fam in FAMILIES.values():
-        props = fam.properties()
+    declared = set(registry().contracts())
+    implemented = set(families.implemented())
+    assert not declared - implemented, f"declared, not implemented: {declared - implemented}"
+    assert not implemented - declared, f"implemented, not declared: {implemented - declared}"
+    assert registry().contracts() == T.FAMILY_NAMES  # derived, in registry order
+
+
+def test_distributed_contracts_are_the_registry_ones():
+    import softnce_theory.testing as T
+    from softnce_theory.registry import registry
+    from softnce_theory.testing import distributed
+
+    declared = set(registry().distributed())
+    implemented = set(distributed.implemented())
+    assert not declared - implemented, f"declared, not implemented: {declared - implemented}"
+    assert not implemented - declared, f"implemented, not declared: {implemented - declared}"
+    assert registry().distributed() == T.DISTRIBUTED_FAMILIES == distributed.DISTRIBUTED_FAMILIES
+
+
+def test_declared_contract_without_implementation_is_refused(fresh_registry):
+    from softnce_theory.registry import Family
+    from softnce_theory.testing.contracts import get_contract
+
+    fresh_registry.register(Family("ghost", "t", "nowhere", contracts=("ghost_contract",)))
+    with pytest.raises(ValueError, match="has no implementation"):
+        get_contract("ghost_contract")
+
+
+def test_every_property_is_tiered():
+    from softnce_theory.testing.contracts import get_contract
+    from softnce_theory.testing.core import TIERS
+
+    for name in _builtin_contracts():
+        props = get_contract(name).properties()
         assert len({p.name for p in props}) == len(props)
         kinds = {p.kind for p in props}
         assert {"oracle", "gradient", "invariance", "limit", "edge", "dtype"} <= kinds
+        assert {p.tier for p in props} == set(TIERS), name
+        for p in props:
+            if p.kind in ("oracle", "gradient", "invariance", "limit"):
+                assert p.tier == "correctness", (name, p.name)
+            if p.kind == "dtype" or p.name in (
+                "masked_logit",
+                "zero_probability_classes",
+                "extreme_temperature",
+                "large_logits",
+                "no_positive_pairs",
+            ):
+                assert p.tier == "robustness", (name, p.name)
+
+
+def test_edge_property_must_name_its_tier():
+    from softnce_theory.testing.core import Property
+
+    with pytest.raises(ValueError, match="tier"):
+        Property("x", "edge", "d", st.just({}), lambda c, ex: None)
+
+
+def test_cli_tier_choices_match_the_kit():
+    from softnce_theory.commands import audit
+    from softnce_theory.testing.core import TIER_CHOICES
+
+    assert tuple(TIER_CHOICES) == audit.TIER_CHOICES
+
+
+def _builtin_contracts():
+    from softnce_theory._builtin import BUILTIN
+
+    return [c for f in BUILTIN for c in f.contracts]
+
+
+# ----------------------------------------------------------------------------- module structure
+
+KIT = Path(softnce_theory.testing.__file__).resolve().parent
+PKG = "softnce_theory.testing"
+
+
+def _kit_imports():
+    """For each module of the kit (``__init__`` included): the kit modules it imports (at any
+    level, relative or absolute) and the names it takes from them."""
+    mods = {p.stem: p for p in KIT.glob("*.py")}
+    edges, names = {m: set() for m in mods}, []
+    for mod, path in mods.items():
+        tree = ast.parse(path.read_text())
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith(PKG + "."):
+                        target = a.name.split(".")[2]
+                        edges[mod].add(target)
+                        if a.asname:
+                            aliases[a.asname] = target
+            elif isinstance(node, ast.ImportFrom):
+                if node.level == 1:
+                    base = node.module or ""
+                elif node.level == 0 and node.module and node.module.startswith(PKG):
+                    base = node.module[len(PKG) :].lstrip(".")
+                else:
+                    continue
+                if base:  # from .x import y / from softnce_theory.testing.x import y
+                    target = base.split(".")[0]
+                    edges[mod].add(target)
+                    names += [(mod, target, a.name) for a in node.names]
+                else:  # from . import x / from softnce_theory.testing import x
+                    for a in node.names:
+                        if a.name in mods:
+                            edges[mod].add(a.name)
+                            aliases[a.asname or a.name] = a.name
+                        else:
+                            edges[mod].add("__init__")
+                            names.append((mod, "__init__", a.name))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
+                names.append((mod, aliases[node.value.id], node.attr))
+    for m in edges:
+        edges[m].discard(m)
+    return edges, names
+
+
+def _cycle(edges):
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == "open":
+                return [*path, m, n]
+            if n not in state:
+                found = visit(n, [*path, m])
+                if found:
+                    return found
+        state[m] = "done"
+        return None
+
+    for m in sorted(edges):
+        if m not in state:
+            found = visit(m, [])
+            if found:
+                return found
+    return None
+
+
+def test_kit_import_graph_is_acyclic():
+    edges, _ = _kit_imports()
+    assert edges["suite"] >= {"contracts"} and "suite" not in edges["families"]
+    assert _cycle(edges) is None, " -> ".join(_cycle(edges))
+    # the detector is not vacuous: the old suite <-> families pair is a cycle
+    assert _cycle({**edges, "families": edges["families"] | {"suite"}}) is not None
+
+
+def test_kit_modules_import_no_private_names_from_each_other():
+    _, names = _kit_imports()
+    private = [f"{m} uses {t}.{n}" for m, t, n in names if n.startswith("_") and n != "__name__"]
+    assert not private, private
+    assert names, "the scan found no imported names at all"
+
+
+# ----------------------------------------------------------------------------- lazy plugin
+
+
+def test_plugin_module_level_imports_are_stdlib_or_pytest():
+    import sys
+
+    tree = ast.parse((KIT / "plugin.py").read_text())
+    tops = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            tops += [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            tops.append((node.module or "").split(".")[0])
+    assert tops
+    bad = [
+        t for t in tops if t not in sys.stdlib_module_names and t not in ("pytest", "__future__")
+    ]
+    assert not bad, bad
+
+
+def test_plugin_loads_nothing_heavy_until_the_fixture_is_used(tmp_path):
+    """A pytest run whose test does not use the fixture imports none of the kit's heavy
+    dependencies (Hypothesis' own pytest plugin is switched off: it imports hypothesis)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_light.py").write_text(
+        "import sys\n"
+        "HEAVY = ('torch', 'hypothesis', 'sympy', 'mpmath', 'numpy')\n"
+        "def test_nothing_heavy():\n"
+        "    assert 'softnce_theory.testing.plugin' in sys.modules\n"
+        "    assert [m for m in HEAVY if m in sys.modules] == []\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+         "no:hypothesispytest", "test_light.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_lazy_package_attributes():
@@ -318,6 +525,8 @@ def test_check_loss_argument_errors():
 
     with pytest.raises(ValueError, match="unknown family"):
         check_loss(f, "nope")
+    with pytest.raises(ValueError, match="tier"):
+        check_loss(f, "soft_ce", tier="robustness")
     with pytest.raises(ValueError, match="max_examples"):
         check_loss(f, "soft_ce", max_examples=0)
     with pytest.raises(ValueError, match="no property"):
@@ -337,8 +546,15 @@ def test_report_of_a_failure_is_complete_and_json():
     assert r.status == "fail" and "value" in r.discrepancy and "oracle" in r.discrepancy
     # shrunk: the smallest batch on which sum and mean differ has two rows
     assert np.asarray(r.counterexample["logits"]).shape[0] == 2
-    data = json.loads(json.dumps(report.to_json()))
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert data["schema"] == "softnce-theory/audit/1" and data["mode"] == "properties"
     assert data["passed"] is False and data["results"][0]["counterexample"]["logits"]
+    d = data["results"][0]["discrepancy"]
+    assert d["kind"] == "value" and d["measure"] == "abs"
+    # the numbers: sum vs mean over the 2 rows, so got = 2 want and the relative error is 1
+    assert d["error"] > d["tolerance"] > 0 and d["max_abs_error"] == d["error"]
+    assert d["got"] == pytest.approx(2 * d["want"], rel=1e-12)
+    assert d["max_rel_error"] == pytest.approx(1.0, rel=1e-12)
     text = report.table()
     assert "FAIL value_vs_oracle" in text and "minimal counterexample" in text
     assert report["value_vs_oracle"] is r
@@ -454,6 +670,35 @@ def test_plugin_fixture_passes_and_fails(pytester):
     result.stdout.fnmatch_lines(["*FAIL value_vs_oracle*", "*minimal counterexample*"])
 
 
+def test_plugin_fixture_tier(pytester):
+    pytester.makepyfile(
+        test_tier="""
+        import pytest
+        import torch.nn.functional as F
+
+        PROPS = ["value_vs_oracle", "masked_logit"]
+
+        def test_correctness_only(softnce_audit):
+            r = softnce_audit(F.cross_entropy, family="soft_ce", adapter="torch-ce",
+                              max_examples=4, properties=PROPS, tier="correctness")
+            assert [x.name for x in r.failures] == ["masked_logit"]
+
+        @pytest.mark.softnce_audit(family="soft_ce", tier="correctness", max_examples=4)
+        def test_marker_tier(softnce_audit):
+            softnce_audit(F.cross_entropy, adapter="torch-ce", properties=PROPS)
+
+        def test_all(softnce_audit):
+            softnce_audit(F.cross_entropy, family="soft_ce", adapter="torch-ce",
+                          max_examples=4, properties=PROPS)
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*FAIL masked_logit [[]robustness[]]*", "*verdict (--tier all): FAIL*"]
+    )
+
+
 def test_plugin_options_registered(pytester):
     result = pytester.runpytest_inprocess("--help")
     result.stdout.fnmatch_lines(["*--softnce-max-examples*"])
@@ -468,3 +713,158 @@ def test_plugin_respects_loaded_profile():
     current = settings.default.max_examples
     expected = None if current == settings.get_profile("default").max_examples else current
     assert plugin._profile_max_examples() == expected
+
+
+# ----------------------------------------------------------------------------- declared domains
+
+_BOUNDED = Domain(
+    arrays=(
+        Array("p", ("B", "K"), interval=UNIT, typical=(-1.0, 0.5), min_sizes={"K": 3}),
+        Array("w", ("K",), typical=(2.0, 4.0)),
+    ),
+    params=(Param("t", POSITIVE), Param("n", Interval(0, 10, True, True), integer=True)),
+)
+
+
+@given(S.from_domain(_BOUNDED, max_size=4))
+def test_from_domain_respects_the_declaration(ex):
+    p, w = ex["p"], ex["w"]
+    assert p.ndim == 2 and 1 <= p.shape[0] <= 4 and 3 <= p.shape[1] <= 4  # min_sizes K >= 3
+    assert w.shape == (p.shape[1],)  # K is drawn once for both arrays
+    assert ((p >= 0.0) & (p <= 0.5)).all()  # typical clipped to the interval [0, 1]
+    assert ((w >= 2.0) & (w <= 4.0)).all()
+    lo, hi = _BOUNDED.param("t").typical_range()
+    assert lo <= ex["t"] <= hi and ex["t"] > 0
+    assert ex["n"] == int(ex["n"]) and 0 <= ex["n"] <= 5
+    _BOUNDED.validate({**ex, "p": torch.tensor(p), "w": torch.tensor(w)})
+
+
+@given(S.from_domain(_BOUNDED, sizes={"B": 2, "K": st.just(5)}, params={"t": 7.0}))
+def test_from_domain_overrides(ex):
+    assert ex["p"].shape == (2, 5) and ex["t"] == 7.0
+
+
+def test_from_domain_argument_errors():
+    with pytest.raises(ValueError, match="not a dimension"):
+        S.from_domain(_BOUNDED, sizes={"Q": 2})
+    with pytest.raises(ValueError, match="not a parameter"):
+        S.from_domain(_BOUNDED, params={"q": 1.0})
+
+
+def test_the_spread_reaches_small_temperatures():
+    """Temperatures are log-uniform over the typical range [0.05, 5]: both decades occur."""
+    seen = []
+
+    @given(S.from_domain(TOY.DOMAIN))
+    def collect(ex):
+        seen.append(ex["t"])
+
+    collect()
+    assert 0.05 <= min(seen) < 0.2 and 1.0 <= max(seen) <= 5.0
+
+
+# ----------------------------------------------------------------------------- generic contract
+
+QUICK = {"max_examples": 12, "shrink_budget": 2.0}
+
+
+@pytest.fixture
+def toy(fresh_registry):
+    for f in TOY.FAMILIES:
+        fresh_registry.register(f)
+    return fresh_registry
+
+
+def test_declared_family_is_an_audit_contract(toy):
+    from softnce_theory.registry import registry
+    from softnce_theory.testing.contracts import audit_names, get_contract
+
+    assert "toy_infonce" in audit_names() and "toy_infonce" not in registry().contracts()
+    c = get_contract("toy_infonce")
+    assert c.contract == "fn(x: Tensor[B, K], t: float) -> Tensor[B] (per-sample losses)"
+    assert "log(exp(x_0/t)" in c.semantics
+    names = [p.name for p in c.properties()]
+    assert names == [
+        "value_vs_oracle",
+        "gradient_vs_definition",
+        "parameter_gradient",
+        "logit_shift_invariance",
+        "batch_permutation_invariance",
+        "declared_extremes",
+        "low_precision",
+    ]
+
+
+def test_generic_contract_passes_the_declared_torch_fn(toy):
+    report = check_loss(None, "toy_infonce", **QUICK)
+    assert report.passed, report.table()
+    assert report.target == "tests.mutants.toy_family:toy_ok"
+    # no oracle: the reference is the definition itself, and the report says so
+    assert not report.independent and "not independent" in report.reference
+    assert "oracle generated from the definition: not independent" in report.table()
+    assert report.to_json()["reference_independent"] is False
+
+
+def test_generic_contract_with_an_oracle(toy):
+    report = check_loss(TOY.toy_ok, "toy_infonce_oracle", **QUICK)
+    assert report.passed, report.table()
+    assert report.independent and "toy_family:oracle" in report.reference
+    assert "not independent" not in report.table()
+
+
+def test_generic_contract_uses_the_oracle(toy):
+    """An oracle that disagrees with the correct loss fails it: the oracle is what is compared."""
+    report = check_loss(TOY.toy_ok, "toy_infonce_wrong_oracle", properties=["value_vs_oracle"])
+    assert report["value_vs_oracle"].status == "fail"
+
+
+@pytest.mark.parametrize(
+    "mutant,prop",
+    [
+        ("toy_wrong_sign", "value_vs_oracle"),
+        ("toy_wrong_sign", "gradient_vs_definition"),
+        ("toy_missing_t", "value_vs_oracle"),
+        ("toy_missing_t", "logit_shift_invariance"),
+        ("toy_detached_t", "parameter_gradient"),
+        ("toy_row_position", "batch_permutation_invariance"),
+        ("toy_exp_sum_log", "declared_extremes"),
+        ("toy_exp_sum_log", "low_precision"),
+    ],
+)
+def test_generic_contract_catches_mutants(toy, mutant, prop):
+    report = check_loss(getattr(TOY, mutant), "toy_infonce", properties=[prop], **QUICK)
+    r = report[prop]
+    assert r.status == "fail", report.table()
+    assert r.counterexample is not None and r.numbers is not None
+    control = check_loss(TOY.toy_ok, "toy_infonce", properties=[prop], **QUICK)
+    assert control.passed, control.table()
+
+
+def test_generic_contract_names_the_detached_parameter(toy):
+    report = check_loss(TOY.toy_detached_t, "toy_infonce", **QUICK)
+    failed = [r.name for r in report.failures]
+    assert failed == ["parameter_gradient"], report.table()
+    assert "no gradient reaches t" in report["parameter_gradient"].discrepancy
+
+
+def test_generic_contract_value_numbers(toy):
+    report = check_loss(TOY.toy_wrong_sign, "toy_infonce", properties=["value_vs_oracle"], **QUICK)
+    d = report.to_json()["results"][0]["discrepancy"]
+    row = d["where"]["row"]
+    assert d["max_abs_error"] >= d["error"] == pytest.approx(abs(d["got"][row] - d["want"][row]))
+    assert d["error"] > d["tolerance"]
+
+
+def test_generic_contract_is_per_sample(toy):
+    report = check_loss(TOY.toy_mean, "toy_infonce", properties=["value_vs_oracle"], **QUICK)
+    r = report["value_vs_oracle"]
+    assert r.status == "error" and "per-sample losses" in r.discrepancy
+
+
+def test_generic_extremes_are_robustness(toy):
+    report = check_loss(TOY.toy_exp_sum_log, "toy_infonce", tier="correctness", **QUICK)
+    assert report.passed, report.table()  # only the robustness properties fail
+    assert {r.name for r in report.failures} <= {"declared_extremes", "low_precision"}
+    assert report.failures and all(r.tier == "robustness" for r in report.failures)
+    report.tier = "all"
+    assert not report.passed

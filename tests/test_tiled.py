@@ -639,52 +639,116 @@ def test_resolve_tile_semantics():
         tiled.auto_tile(100, family="nope")
 
 
+def test_families_are_the_threshold_keys():
+    assert tiled.FAMILIES == tuple(tiled.CPU_THRESHOLDS)
+    assert len(set(tiled.FAMILIES)) == 6
+
+
+# ============================================================================ torch.compile
+
+
+def test_tiled_losses_run_eagerly_under_torch_compile(monkeypatch):
+    """A tiled loss inside a compiled function runs eagerly (what ``torch.compiler.disable`` was
+    applied for), although the disable is now applied lazily: the loss body sees
+    ``is_compiling() == False``, and value and gradient equal the eager ones. If dynamo traced
+    the body, the spy would record ``True`` (``is_compiling()`` is constant-True in a trace)."""
+    from softnce_theory.losses.tiled import _losses as TL
+
+    seen: list[bool] = []
+    real = TL.softplus
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.compiler.is_compiling())
+        return real(x)
+
+    monkeypatch.setattr(TL, "softplus", spy)
+    from softnce_theory.losses import sincere as sc
+
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1, 2, 3, 3, 3])
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return 2 * sc.supcon_loss(x, y, temperature=0.3, tile=4) + x.square().mean()
+
+    x = torch.randn(12, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    xc = x.clone().requires_grad_(True)
+    torch._dynamo.reset()
+    out = torch.compile(fn, backend="eager")(xc)
+    (g,) = torch.autograd.grad(out, xc)
+    assert seen and not any(seen), seen
+    xe = x.clone().requires_grad_(True)
+    ref = fn(xe)
+    (g_ref,) = torch.autograd.grad(ref, xe)
+    torch.testing.assert_close(out, ref, rtol=1e-14, atol=0)
+    torch.testing.assert_close(g, g_ref, rtol=1e-14, atol=0)
+    torch._dynamo.reset()
+
+
 # ============================================================================ benchmark smoke
 
 
 def _bench():
+    """The benchmark as ``softnce bench`` runs it: from the installed package."""
+    return importlib.import_module("softnce_theory.bench.losses")
+
+
+#: the smallest benchmark run (in-process, every size tiny); options of ``softnce bench --``
+TINY_BENCH = (
+    "--in-process",
+    "--silent",
+    "--batch",
+    "64",
+    "--st-batch",
+    "16",
+    "--classes",
+    "5",
+    "--scaling",
+    "32,64",
+    "--scaling-family",
+    "sincere",
+    "--big",
+    "0",
+    "--repeats",
+    "1",
+    "--dim",
+    "8",
+    "--agree-batch",
+    "32",
+)
+
+
+def test_bench_implementations_are_the_registry_tiled_kernels():
+    """The bench's families come from the registry: its per-kernel table covers exactly the
+    registry's tiled kernels, and what it runs by default is that list."""
+    from softnce_theory.registry import registry
+
+    bench = _bench()
+    assert not hasattr(bench, "FAMILIES")  # no hand-kept list
+    assert set(bench.IMPLS) == set(registry().tiled())
+    assert bench.kernels() == registry().tiled()
+    assert all(impls[0] == "tiled" for impls in bench.IMPLS.values())
+    assert bench.NO_GEMM <= set(registry().tiled())
+
+
+def test_bench_script_is_a_thin_wrapper():
+    """benchmarks/bench_losses.py runs the package's benchmark (no second copy of the code)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        return importlib.import_module("bench_losses")
+        script = importlib.import_module("bench_losses")
     finally:
         sys.path.pop(0)
+    assert script.main is _bench().main
+    assert len((ROOT / "benchmarks" / "bench_losses.py").read_text().splitlines()) < 40
 
 
 def test_bench_smoke_in_process(tmp_path):
     """The benchmark runs end to end at tiny sizes (in-process; no timing assertions)."""
     bench = _bench()
     js, md = tmp_path / "b.json", tmp_path / "b.md"
-    rc = bench.main(
-        [
-            "--in-process",
-            "--silent",
-            "--batch",
-            "64",
-            "--st-batch",
-            "16",
-            "--classes",
-            "5",
-            "--scaling",
-            "32,64",
-            "--scaling-family",
-            "sincere",
-            "--big",
-            "0",
-            "--repeats",
-            "1",
-            "--dim",
-            "8",
-            "--agree-batch",
-            "32",
-            "--json",
-            str(js),
-            "--md",
-            str(md),
-        ]
-    )
+    rc = bench.main([*TINY_BENCH, "--json", str(js), "--md", str(md)])
     assert rc == 0
     data = json.loads(js.read_text())
-    assert {r["family"] for r in data["compare"]} == set(bench.FAMILIES)
+    assert data["schema"] == "softnce-theory/bench/1" and data["mode"] == "compare"
+    assert {r["family"] for r in data["compare"]} == set(bench.kernels())
     for r in data["agreement"] + data["compare"] + data["scaling"]:
         assert r["status"] in ("ok", "unavailable", "skipped"), r
         if r["status"] == "ok" and "rel_diff_vs_tiled" in r:
@@ -703,12 +767,62 @@ def test_bench_roofline_smoke(tmp_path):
     args = ["--roofline", "--batch", str(b), "--dim", str(d), "--tile", "32", "--repeats", "1"]
     assert bench.main([*args, "--family", "sincere", "--silent", "--json", str(js)]) == 0
     data = json.loads(js.read_text())
+    assert data["schema"] == "softnce-theory/bench/1" and data["mode"] == "roofline"
+    from softnce_theory import schemas
+
+    schemas.validate(data)  # softnce_theory/schemas/bench-1.json
     (row,) = data["rows"]
     ops = {s["op"] for s in row["shapes"]}
     assert "aten::mm" in ops and "aten::addmm_" in ops
     assert row["gemm_flops"] > 2 * b * b * d
     assert row["gemm_calls"] >= (b // 32) ** 2
     assert data["meta"]["device"] in ("cpu", "cuda") and data["meta"]["peak_flops"] > 0
+
+
+def test_bench_missing_peers_are_skipped_with_a_message(tmp_path, monkeypatch):
+    """Without pytorch-metric-learning and info-nce-pytorch (imports made to fail) the peer rows
+    are 'unavailable' with the reason, the Markdown names the install command, and the run
+    succeeds; the tiled and dense rows still run."""
+    bench = _bench()
+    for mod in ("pytorch_metric_learning", "info_nce"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import raises ImportError
+    js, md = tmp_path / "b.json", tmp_path / "b.md"
+    argv = [*TINY_BENCH, "--agree-batch", "0", "--family", "sincere", "--family", "infonce"]
+    assert bench.main([*argv, "--json", str(js), "--md", str(md)]) == 0
+    rows = json.loads(js.read_text())["compare"]
+    peers = {r["impl"]: r for r in rows if r["impl"] in ("pml", "info_nce_pytorch")}
+    assert set(peers) == {"pml", "info_nce_pytorch"}
+    assert all(r["status"] == "unavailable" for r in peers.values()), peers
+    assert "pytorch-metric-learning is not installed" in peers["pml"]["reason"]
+    assert "info-nce-pytorch is not installed" in peers["info_nce_pytorch"]["reason"]
+    assert all(r["status"] == "ok" for r in rows if r["impl"] in ("tiled", "dense")), rows
+    text = md.read_text()
+    assert "pip install pytorch-metric-learning" in text and "pip install info-nce-pytorch" in text
+
+
+def test_bench_refuses_unknown_families():
+    bench = _bench()
+    with pytest.raises(ValueError, match="--family must be one of"):
+        bench.main(["--family", "nope", "--silent"])
+    with pytest.raises(ValueError, match="--scaling-family must be one of"):
+        bench.main(["--scaling-family", "nope", "--silent"])
+
+
+def test_cli_bench_never_runs_benchmark_files_from_the_cwd(tmp_path, monkeypatch, capsys):
+    """``softnce bench`` runs the package's benchmark: a benchmarks/bench_losses.py in the
+    current directory is never imported or run (the benchmark ships with the package)."""
+    from softnce_theory.cli import main
+
+    trap = tmp_path / "benchmarks" / "bench_losses.py"
+    trap.parent.mkdir()
+    trap.write_text("import pathlib; pathlib.Path(__file__).with_name('RAN').touch()\n")
+    monkeypatch.chdir(tmp_path)
+    js = tmp_path / "b.json"
+    argv = ["bench", "--json", str(js), "--device", "cpu", "--", *TINY_BENCH]
+    assert main([*argv, "--agree-batch", "0", "--family", "esupcon"]) == 0
+    assert json.loads(js.read_text())["compare"][0]["family"] == "esupcon"
+    assert "| esupcon | tiled |" in capsys.readouterr().out
+    assert not (trap.parent / "RAN").exists()
 
 
 def test_bench_worker_subprocess():

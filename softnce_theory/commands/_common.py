@@ -8,6 +8,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 #: success: every check passed, every file was written
 EXIT_OK = 0
@@ -123,3 +124,64 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     from softnce_theory.numerics.montecarlo.checkpoint import atomic_write
 
     atomic_write(path, text.encode("utf-8"))
+
+
+def add_family_options(p: argparse.ArgumentParser, what: str = "family") -> None:
+    """``--family NAME`` (repeatable) and ``--plugin MODULE[:ATTR]`` (repeatable). The names are
+    checked against the registry when the command runs (so ``--help`` imports no plugin)."""
+    from softnce_theory._builtin import BUILTIN
+
+    names = ", ".join(f.name for f in BUILTIN)
+    p.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME",
+        help=f"only this {what} (repeatable); built-in families: {names}, plus any registered "
+        "by installed packages (entry points 'softnce.families') or by --plugin",
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE[:ATTR]",
+        help="import MODULE and register its families (its FAMILY or FAMILIES, or ATTR); "
+        "repeatable. See docs/extending.md",
+    )
+
+
+def load_families(args: argparse.Namespace) -> list[str]:
+    """Register ``--plugin`` families and check ``--family``; returns the names the command
+    runs on (every registered family when ``--family`` is not given). Entry points that failed
+    to load are reported on stderr, one line each."""
+    import sys
+
+    from softnce_theory.registry import load_errors, load_plugin, registry
+
+    for spec in args.plugin or ():
+        load_plugin(spec)
+    for msg in load_errors():
+        print(f"softnce: warning: {msg}", file=sys.stderr)
+    reg = registry()
+    for name in args.family or ():
+        if name not in reg:
+            raise ValueError(f"--family must be one of {reg.names()}, got {name!r}")
+    return list(args.family or reg.names())
+
+
+#: width of the results console when stdout is not a terminal: no limit in practice (a rich
+#: table is only as wide as its content), so nothing is cut, folded or wrapped
+PIPE_WIDTH = 1_000_000
+
+
+def stdout_console() -> Any:
+    """The rich ``Console`` a command prints its results (tables) with. On a terminal: the
+    terminal's width (long cells fold onto more lines). Piped or redirected: no width limit
+    (:data:`PIPE_WIDTH`), so every claim id and evidence string appears in full, one table row
+    per line, and no colour codes (rich writes none to a file). Every command that prints a
+    rich table uses this (``docs/cli.md``)."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal:
+        return console
+    return Console(width=PIPE_WIDTH, soft_wrap=False)

@@ -6,8 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from softnce_theory.commands._common import epilog
-from softnce_theory.derivations import FAMILIES, KINDS
+from softnce_theory.commands._common import add_family_options, epilog, load_families
+from softnce_theory.derivations import KINDS
+from softnce_theory.schemas import CATALOGUE
 
 
 def register(sub: Any) -> None:
@@ -20,44 +21,42 @@ def register(sub: Any) -> None:
     p.add_argument(
         "search", nargs="?", default=None, help="case-insensitive text in id, text or source"
     )
-    p.add_argument(
-        "--family", action="append", choices=FAMILIES, help="only this family (repeatable)"
-    )
+    add_family_options(p)
     p.add_argument("--kind", default=None, choices=KINDS, help="only this kind of claim")
     p.add_argument("--latex", action="store_true", help="export as a LaTeX appendix (itemize)")
-    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable: {'schema': 'softnce-theory/catalogue/1', 'claims': [...]}",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from softnce_theory.derivations import all_claims
+    from softnce_theory.engine._catalogue import all_claims
     from softnce_theory.engine._core import facts_of
 
-    claims = all_claims(args.family)
+    claims = all_claims(load_families(args))
     if args.kind:
         claims = [c for c in claims if c.kind == args.kind]
     if args.search:
         q = args.search.lower()
         claims = [c for c in claims if q in f"{c.id} {c.text} {c.source}".lower()]
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": c.id,
-                        "family": c.family,
-                        "kind": c.kind,
-                        "text": c.text,
-                        "source": c.source,
-                        "facts": facts_of(c),
-                        "uses": list(c.uses),
-                        "evidence": list(c.evidence),
-                    }
-                    for c in claims
-                ],
-                indent=2,
-            )
-        )
+    if args.json:  # softnce_theory/schemas/catalogue-1.json
+        listing = [
+            {
+                "id": c.id,
+                "family": c.family,
+                "kind": c.kind,
+                "text": c.text,
+                "source": c.source,
+                "facts": facts_of(c),
+                "uses": list(c.uses),
+                "evidence": list(c.evidence),
+            }
+            for c in claims
+        ]
+        print(json.dumps({"schema": CATALOGUE, "claims": listing}, indent=2))
     elif args.latex:
         print(_latex(claims))
     else:

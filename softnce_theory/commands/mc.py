@@ -19,15 +19,15 @@ from softnce_theory.commands._common import (
     epilog,
     path_arg,
     seed_type,
+    stdout_console,
     write_text_atomic,
 )
+from softnce_theory.schemas import MC
 
 #: largest --k (= numerics.montecarlo.engine.MAX_K, kept static so that ``--help`` does not
 #: import torch; a test checks they agree): K and every count stay exact float64 integers
 MAX_K = 10**15
 
-#: scenario names (kept static so that ``softnce --help`` does not import torch; a test checks
-#: that it matches ``numerics.montecarlo.SCENARIOS``)
 SCENARIO_NAMES: tuple[str, ...] = (
     "ranking_nce",
     "sampled_softmax",
@@ -96,7 +96,9 @@ def register(sub: Any) -> None:
         ),
         epilog=epilog(None),
     )
-    p.add_argument("scenario", choices=SCENARIO_NAMES, help="which scenario to simulate")
+    p.add_argument(
+        "scenario", metavar="SCENARIO", help=f"which scenario to simulate: {_builtin_names()}"
+    )
     p.add_argument(
         "--k", type=_parse_ks, default=None, metavar="K1,K2,...", help="K grid, e.g. 1,10,1e3"
     )
@@ -140,7 +142,38 @@ def register(sub: Any) -> None:
         action="store_true",
         help="CPU: keep glibc's default mmap/trim thresholds (slower; numbers are unchanged)",
     )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE[:ATTR]",
+        help="import MODULE and register its families and their scenarios (repeatable)",
+    )
     p.set_defaults(func=run)
+
+
+def _builtin_names() -> str:
+    """The built-in scenarios, for ``--help`` (read from the declarations; no torch import)."""
+    from softnce_theory._builtin import BUILTIN
+
+    return ", ".join(name for f in BUILTIN for name in f.scenarios) + ", or a registered plugin's"
+
+
+def scenario_class(name: str) -> Any:
+    """The scenario class a registered family declares under ``name`` (a ``ValueError`` naming
+    the choices otherwise); registered with the Monte Carlo engine if it is a plugin's."""
+    from softnce_theory.numerics.montecarlo._base import SCENARIOS, register
+    from softnce_theory.registry import registry, resolve
+
+    declared = registry().scenarios()
+    if name not in declared:
+        raise ValueError(f"scenario must be one of {tuple(declared)}, got {name!r}")
+    cls = resolve(declared[name])
+    if getattr(cls, "name", None) != name:
+        raise ValueError(f"scenario {name!r}: the declared class is named {cls.name!r}")
+    if SCENARIOS.get(name) is not cls:
+        register(cls)
+    return cls
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs --checkpoint FILE")
     if args.output:
         check_output_file(args.output, "--output", create_dirs=False)  # before the run
+    from softnce_theory.registry import load_plugin
+
+    for spec in args.plugin:
+        load_plugin(spec)
+    scenario_class(args.scenario)
     config = make_config(args.scenario, **_parse_params(args.param))
     rank = int(os.environ.get("RANK", "0"))
     console = Console(stderr=True)
@@ -175,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if rank != 0:
         return 0
-    data = result.to_json()
+    data = {"schema": MC, **result.to_json()}  # softnce_theory/schemas/mc-1.json
     if args.output:
         write_text_atomic(args.output, json.dumps(data, indent=1))
     if args.json:
@@ -246,11 +284,9 @@ def _fmt(x: float | None, spec: str = "+.4e") -> str:
 
 def print_table(result: Any, all_outputs: bool = False) -> None:
     """The prediction-vs-measurement table of a run (rich, to stdout)."""
-    from rich.console import Console
     from rich.table import Table
 
-    probe = Console()
-    out = probe if probe.is_terminal else Console(width=200)
+    out = stdout_console()  # full width when piped (docs/cli.md)
     title = (
         f"softnce mc {result.scenario}: {'E[.]_K - limit' if result.quantity == 'bias' else 'E[.]_K'}"
         f"  (K = {result.k_meaning}; device {result.device}, seed {result.seed})"
@@ -268,7 +304,7 @@ def print_table(result: Any, all_outputs: bool = False) -> None:
         "pred 2nd",
         "z2",
     ):
-        table.add_column(col, justify="right" if col not in ("output",) else "left")
+        table.add_column(col, justify="left" if col == "output" else "right", overflow="fold")
     for r in result.results:
         rows = _select(r.outputs, all_outputs)
         for i, o in enumerate(rows):

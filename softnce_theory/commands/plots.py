@@ -15,7 +15,7 @@ VERDICT = "a figure is refused (a backing claim fails) or fails to render"
 
 
 def register(sub: Any) -> None:
-    from softnce_theory.plots import FIGURES
+    from softnce_theory._builtin import BUILTIN
 
     p = sub.add_parser(
         "plots",
@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
             "figure gets a JSON sidecar (claims, data, seeds, versions). --from-json "
             "re-renders from a sidecar's data after re-checking the backing claims (the "
             "sidecar's own claim list is not trusted). Files are written atomically: the old "
-            "files stay until every new one is complete. Figures: " + ", ".join(FIGURES)
+            "files stay until every new one is complete. Figures: "
+            + ", ".join(name for f in BUILTIN for name in f.figures)
         ),
         epilog=epilog(VERDICT),
     )
@@ -54,7 +55,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softnce_theory.plots import FIGURES, GateError, make
+    from softnce_theory.plots import GateError, figure_names, make
+
+    FIGURES = figure_names()
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     bad = [f for f in formats if f not in FORMATS]

@@ -9,8 +9,16 @@ import sys
 import time
 from typing import Any
 
-from softnce_theory.commands._common import check_output_dir, epilog, path_arg, seed_type
-from softnce_theory.derivations import FAMILIES, CheckConfig
+from softnce_theory.commands._common import (
+    add_family_options,
+    check_output_dir,
+    epilog,
+    load_families,
+    path_arg,
+    seed_type,
+    stdout_console,
+)
+from softnce_theory.derivations import CheckConfig
 
 #: what exit code 1 means for this command
 VERDICT = "a claim is refuted or errors, or a production loss fails its oracle"
@@ -29,9 +37,7 @@ def register(sub: Any) -> None:
         ),
         epilog=epilog(VERDICT),
     )
-    p.add_argument(
-        "--family", action="append", choices=FAMILIES, help="only this family (repeatable)"
-    )
+    add_family_options(p)
     p.add_argument("--claim", action="append", metavar="ID", help="only this claim id (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer random points per numeric leg")
     p.add_argument(
@@ -80,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         check_output_dir(args.report, "--report")  # before the run, not after it
     cfg = CheckConfig(seed=args.seed, quick=args.quick, dps=args.dps)
-    claims = select_claims(args.family, args.claim)
+    families = load_families(args)
+    claims = select_claims(families, args.claim)
     console = Console(stderr=True)
     t0 = time.perf_counter()
     with Progress(
@@ -106,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             claims,
             cfg,
             jobs=args.jobs,
-            families=args.family,
+            families=families,
             definition_ids=used if args.claim else None,
             conformance=not args.no_conformance and not args.claim,
             progress=advance,
@@ -146,7 +153,7 @@ def _print_table(
     colours = {"proved": "green", "checked": "cyan", "refuted": "bold red", "error": "bold magenta"}
     table = Table(title="claims", show_lines=False)
     for col in ("claim", "kind", "status", "evidence"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # a narrow terminal folds; it never cuts ("…")
     for r in results:
         ev = []
         for leg in r.legs:
@@ -161,7 +168,7 @@ def _print_table(
         table.add_row(
             r.claim.id, r.claim.kind, f"[{colours[r.status]}]{r.status}[/]", "; ".join(ev)
         )
-    out = console.__class__()  # stdout console for the results
+    out = stdout_console()  # the results: full width when piped (docs/cli.md)
     out.print(table)
     for r in results:
         if r.status in ("refuted", "error"):
@@ -171,7 +178,7 @@ def _print_table(
     if conformance:
         ct = Table(title="production losses vs mpmath oracles (float64)")
         for col in ("loss", "outcome", "points", "max abs err", "max rel err"):
-            ct.add_column(col)
+            ct.add_column(col, overflow="fold")
         for k, v in conformance.items():
             ct.add_row(
                 k,

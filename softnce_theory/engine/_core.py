@@ -18,7 +18,6 @@ mpmath oracle, value and gradient, float64) that the engine runs and reports alo
 
 from __future__ import annotations
 
-import importlib
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -26,50 +25,24 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from softnce_theory.derivations import (
-    FAMILIES,
-    CheckConfig,
-    Claim,
-    LegRegistry,
-    LegResult,
-    Proof,
-    all_claims,
-    all_definitions,
-)
+from softnce_theory.derivations import CheckConfig, Claim, LegRegistry, LegResult, Proof
 from softnce_theory.derivations._claim import LegName, Outcome
 from softnce_theory.derivations.tactics import describe as describe_tactic
+from softnce_theory.engine._catalogue import (
+    all_claims,
+    all_definitions,
+    conformance_registry,
+    definition_registry,
+    precise_registry,
+    production_registry,
+)
+from softnce_theory.engine._prover import lemma_check, statement_of
 from softnce_theory.engine._prover import prove as prove_statement
-from softnce_theory.numerics import definition_registry, precise_registry
 
 
-def production_registry() -> LegRegistry:
-    reg = LegRegistry("production")
-    for fam in FAMILIES:
-        sub = getattr(_engine_module(fam), "PRODUCTION", None)
-        if sub is not None:
-            reg.merge(sub)
-    return reg
-
-
-def conformance_registry(families: Iterable[str] | None = None) -> dict[str, Callable[..., Any]]:
-    out: dict[str, Callable[..., Any]] = {}
-    for fam in families or FAMILIES:
-        sub = getattr(_engine_module(fam), "CONFORMANCE", None)
-        if sub is not None:
-            for name in sub:
-                fn = sub.get(name)
-                assert fn is not None
-                out[name] = fn
-    return out
-
-
-def _engine_module(fam: str) -> Any:
-    try:
-        return importlib.import_module(f"softnce_theory.engine.{fam}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"softnce_theory.engine.{fam}":
-            return None
-        raise
+def _conformance_items(families: Iterable[str] | None) -> list[tuple[str, Callable[..., Any]]]:
+    reg = conformance_registry(families)
+    return [(name, fn) for name in reg if (fn := reg.get(name)) is not None]
 
 
 @dataclass
@@ -78,6 +51,10 @@ class ClaimResult:
     status: str
     legs: list[LegResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: the statement's LaTeX and the facts as strings, when rendered already (by the worker
+    #: that built the statement for the prover, while SymPy's cache still holds it)
+    latex: str | None = None
+    facts: list[str] | None = None
 
     def leg(self, name: str) -> LegResult | None:
         return next((r for r in self.legs if r.leg == name), None)
@@ -107,12 +84,12 @@ class ClaimResult:
             "status": self.status,
             "text": c.text,
             "source": c.source,
-            "facts": facts_of(c),
+            "facts": self.facts if self.facts is not None else facts_of(c),
             "uses": list(c.uses),
             "tactic": describe_tactic(c.tactic) if c.tactic is not None else None,
             "scope": self.scope,
             "evidence_required": list(c.evidence),
-            "latex": _safe_latex(c),
+            "latex": self.latex if self.latex is not None else _safe_latex(c),
             "seconds": round(self.seconds, 4),
             "legs": [r.to_json() for r in self.legs],
         }
@@ -127,8 +104,10 @@ def facts_of(c: Claim) -> list[str]:
 
 
 def _safe_latex(c: Claim) -> str:
+    import sympy
+
     try:
-        return c.latex()
+        return str(sympy.latex(statement_of(c)))  # the statement the prover worked on
     except Exception as exc:  # a broken statement is reported, not fatal to the run
         return f"<statement failed to build: {exc!r}>"
 
@@ -219,7 +198,7 @@ def run_definitions(
 ) -> dict[str, LegResult]:
     """Each family definition against its oracle (the definition leg), keyed by definition id.
     A definition without a leg is an ``error``."""
-    reg = definition_registry()
+    reg = definition_registry(families)
     wanted = set(only) if only is not None else None
     out: dict[str, LegResult] = {}
     for d in all_definitions(list(families) if families else None):
@@ -317,7 +296,11 @@ def _pool_task(task: tuple[str, int]) -> tuple[str, int, Any, float]:
         name, fn = st["conformance"][i]
         out = {name: _timed("production", partial(fn, st["cfg"]))}
     else:
-        out = claim_legs(st["claims"][i], st["cfg"], st["precise"], st["production"])
+        claim = st["claims"][i]
+        legs = claim_legs(claim, st["cfg"], st["precise"], st["production"])
+        seconds = time.perf_counter() - t0
+        # rendered here, where the statement was just built, not in the parent from scratch
+        return kind, i, (legs, _safe_latex(claim), facts_of(claim)), seconds
     return kind, i, out, time.perf_counter() - t0
 
 
@@ -334,17 +317,17 @@ def run_catalogue(
     """Every claim, definition leg and (optionally) conformance check, on ``jobs`` worker
     processes (forked; ``jobs=1`` runs in-process). Results do not depend on ``jobs``: every leg
     seeds itself from ``cfg``. Returns (claim results, definition legs, conformance legs)."""
-    precise, production = precise_registry(), production_registry()
+    precise, production = precise_registry(families), production_registry(families)
     def_ids = definition_ids
     if def_ids is None:
         def_ids = [d.id for d in all_definitions(families)]
-    conf = list(conformance_registry(families).items()) if conformance else []
+    conf = _conformance_items(families) if conformance else []
     tasks = [("claim", i) for i in range(len(claims))]
     tasks += [("definition", i) for i in range(len(def_ids))]
     tasks += [("conformance", i) for i in range(len(conf))]
     defs: dict[str, LegResult] = {}
     confs: dict[str, LegResult] = {}
-    legs: dict[int, tuple[list[LegResult], float]] = {}
+    legs: dict[int, tuple[tuple[list[LegResult], str, list[str]], float]] = {}
 
     def collect(kind: str, i: int, out: Any, seconds: float) -> None:
         if kind == "definition":
@@ -389,9 +372,9 @@ def run_catalogue(
             _POOL_STATE.clear()
     results = []
     for i, c in enumerate(claims):
-        own, seconds = legs[i]
+        (own, latex, facts), seconds = legs[i]
         all_legs = _definition_legs(c, cfg, defs) + own
-        results.append(ClaimResult(c, status_of(c, all_legs), all_legs, seconds))
+        results.append(ClaimResult(c, status_of(c, all_legs), all_legs, seconds, latex, facts))
     ordered_conf = {name: confs[name] for name, _ in conf}
     return results, dict(sorted(defs.items())), ordered_conf
 
@@ -399,11 +382,7 @@ def run_catalogue(
 def select_claims(
     families: list[str] | None = None, claim_ids: list[str] | None = None
 ) -> list[Claim]:
-    if families:
-        bad = [f for f in families if f not in FAMILIES]
-        if bad:
-            raise ValueError(f"--family must be one of {FAMILIES}; got {bad}")
-    claims = all_claims(families)
+    claims = all_claims(families)  # an unknown family name is a ValueError naming the choices
     if claim_ids:
         known = {c.id for c in claims}
         missing = [i for i in claim_ids if i not in known]
@@ -414,14 +393,15 @@ def select_claims(
 
 
 def run_lemmas() -> list[dict[str, Any]]:
-    """Every library lemma's own check (the symbolic argument behind each Reduction)."""
+    """Every library lemma's own check (the symbolic argument behind each Reduction). Run through
+    the prover's per-process cache, so that workers forked afterwards reuse the results."""
     from softnce_theory.derivations.lemmas import LEMMAS
 
     out = []
     for lem in LEMMAS:
         t0 = time.perf_counter()
         try:
-            ok, how = lem.check()
+            ok, how = lemma_check(lem)
         except Exception as exc:  # a broken lemma is reported, and unusable by the prover
             ok, how = False, f"{type(exc).__name__}: {exc}"
         out.append(
@@ -440,6 +420,6 @@ def run_lemmas() -> list[dict[str, Any]]:
 def run_conformance(cfg: CheckConfig, families: list[str] | None = None) -> dict[str, LegResult]:
     """Production losses against their mpmath oracles (float64, value and gradient)."""
     out = {}
-    for name, fn in conformance_registry(families).items():
+    for name, fn in _conformance_items(families):
         out[name] = _timed("production", partial(fn, cfg))
     return out

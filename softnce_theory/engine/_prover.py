@@ -24,7 +24,12 @@ from typing import Any
 import sympy as sp
 
 from softnce_theory.derivations._claim import Claim, Proof
-from softnce_theory.derivations._sym import canon, index_in_range, linear_sums
+from softnce_theory.derivations._sym import (
+    canon,
+    fast_sum_free_symbols,
+    index_in_range,
+    linear_sums,
+)
 from softnce_theory.derivations.tactics import (
     Both,
     ComputeLimit,
@@ -433,7 +438,8 @@ def lemma_check(lemma: Any) -> tuple[bool, str]:
     """A lemma's own check, run once per process (the checks are pure SymPy)."""
     hit = _LEMMA_CHECKS.get(lemma.name)
     if hit is None or hit[0] is not lemma:
-        hit = (lemma, lemma.check())
+        with fast_sum_free_symbols():
+            hit = (lemma, lemma.check())
         _LEMMA_CHECKS[lemma.name] = hit
     return hit[1]
 
@@ -667,14 +673,33 @@ def _bases(st: Any) -> set[Any]:
     return {i.base.label for i in st.atoms(sp.Indexed)}
 
 
+_STATEMENTS: dict[str, tuple[Claim, Any]] = {}
+
+
+def statement_of(claim: Claim) -> Any:
+    """``claim.statement()``, built once per process and claim: the relation the prover works
+    on is the one the report prints (building it again costs as much as a small proof)."""
+    hit = _STATEMENTS.get(claim.id)
+    if hit is None or hit[0] is not claim:
+        with fast_sum_free_symbols():
+            hit = (claim, claim.statement())
+        _STATEMENTS[claim.id] = hit
+    return hit[1]
+
+
 def prove(claim: Claim) -> Proof:
     """Run the claim's tactic on its statement and report a :class:`Proof` (the engine's)."""
+    with fast_sum_free_symbols():  # the same SymPy results, faster (see derivations._sym)
+        return _prove(claim)
+
+
+def _prove(claim: Claim) -> Proof:
     if claim.tactic is None:
         return Proof(False, "no tactic", "none", scope_kind="none")
     method = describe(claim.tactic)
     facts_raw = claim.fact_list()
     try:
-        st = claim.statement()
+        st = statement_of(claim)
         facts = Facts(facts_raw)
         assumptions = facts.describe() + symbol_facts(st)
         kind = apply_tactic(st, claim.tactic, facts)

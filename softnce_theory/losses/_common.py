@@ -1,4 +1,10 @@
-"""Input validation, dtype policy and reductions shared by every loss family.
+"""Validation, preparation, dtype policy and reductions shared by every loss family.
+
+This module sits below every other module of :mod:`softnce_theory.losses` (dense families,
+``tiled/``, ``distributed``): each validator and each input preparation that two of them need
+lives here once, so the dense and the tiled path of a loss accept and reject exactly the same
+inputs (and nothing here imports a loss module: the import graph is acyclic, see
+``tests/test_losses_api.py``).
 
 Policies (documented in the README and tested in ``tests/test_validation.py``):
 
@@ -7,12 +13,17 @@ Policies (documented in the README and tested in ``tests/test_validation.py``):
 * **bad input** raises ``ValueError`` naming the argument and the rule: wrong shapes or dtypes,
   temperature <= 0 or non-finite, negative / non-finite / off-simplex targets, labels out of range,
   empty batches. Nothing is silently coerced (integer logits are rejected, not cast).
+* **scalar parameters** (temperature, base_temperature, logit_scale, epsilon, lam, tol, step,
+  max_iter, ...) are declared once below as :class:`softnce_theory.domain.Param` objects
+  (name and interval); :func:`check_param` checks a value against its declaration. A Python or
+  numpy real is accepted (``bool`` and strings are not); a one-element *floating* tensor is
+  returned as a 0-d tensor that keeps its autograd graph (integer tensors are refused).
 * **NaN/Inf in logits or embeddings propagate** to the loss (no data-dependent check on the hot
   path). NaN/Inf in *targets*, *noise probabilities* or *labels* are rejected, because they are
   data the loss interprets rather than computes on.
-* **value checks** (simplex, label range, ...) run in eager mode when ``validate=True`` (the
-  default). They are skipped while ``torch.compile`` traces (they would force graph breaks) and
-  when ``validate=False``.
+* **value checks** (simplex, label range, a tensor parameter's value, ...) run in eager mode when
+  ``validate=True`` (the default). They are skipped while ``torch.compile`` traces (they would
+  force graph breaks) and when ``validate=False``.
 * **simplex tolerance**: a row sums to 1 within ``sqrt(finfo(dtype).eps)`` (1.5e-8 for float64,
   3.5e-4 for float32, 3.1e-2 for float16, 8.8e-2 for bfloat16), unless overridden.
 """
@@ -21,13 +32,142 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Literal
+import operator
+from typing import Literal, cast
 
 import torch
+
+from softnce_theory.domain import NONNEGATIVE, POSITIVE, REALS, UNIT, Interval, Param
 
 Reduction = Literal["mean", "sum", "none"]
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 REDUCTIONS = ("mean", "sum", "none")
+
+#: a loss temperature: a real number (Python or numpy scalar), or a floating tensor with one
+#: element, which may require grad (a learnable temperature; see :func:`check_tau`)
+Temperature = float | torch.Tensor
+
+# ----------------------------------------------------------------------------- declared params
+
+_AT_LEAST_ONE = Interval(1.0, math.inf, low_closed=True)
+
+#: softmax temperature :math:`\tau` (logits are similarities divided by it)
+TEMPERATURE = Param(
+    "temperature", POSITIVE, typical=(0.05, 2.0), extremes=(1e-3, 1e3), doc="tau > 0"
+)
+#: HobbitLong's :math:`\tau_{base}`: SupCon / SINCERE are scaled by :math:`\tau/\tau_{base}`
+BASE_TEMPERATURE = Param("base_temperature", POSITIVE, typical=(0.05, 1.0), doc="tau_base > 0")
+#: CLIP's :math:`\log(1/\tau)`; its temperature :math:`e^{-\mathrm{logit\_scale}}` must be a
+#: finite number > 0 in the dtype it is computed in (see :func:`resolve_temperature`)
+LOGIT_SCALE = Param("logit_scale", REALS, typical=(0.0, 4.6), doc="log(1 / tau)")
+#: label-smoothing weight :math:`\varepsilon` (torch's convention)
+EPSILON = Param("epsilon", UNIT, doc="label smoothing weight in [0, 1]")
+#: weight :math:`\lambda` of the self-labeling loss' fairness term
+LAM = Param("lam", NONNEGATIVE, typical=(0.0, 5.0), doc="fairness weight >= 0")
+#: relative stopping tolerance of the pseudo-label solvers
+TOL = Param("tol", POSITIVE, typical=(1e-12, 1e-3), doc="relative tolerance > 0")
+#: fixed step of the projected-gradient pseudo-label solver
+STEP = Param("step", POSITIVE, typical=(0.1, 10.0), doc="step size > 0")
+#: iteration cap of the pseudo-label solvers
+MAX_ITER = Param("max_iter", _AT_LEAST_ONE, integer=True, typical=(1, 100))
+#: every scalar parameter of the losses, by name
+PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in (TEMPERATURE, BASE_TEMPERATURE, LOGIT_SCALE, EPSILON, LAM, TOL, STEP, MAX_ITER)
+}
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def rule(p: Param) -> str:
+    """The declared domain of ``p`` in words: ``finite and > 0``, ``finite and >= 0``,
+    ``lie in [0, 1]`` or, for an integer parameter, ``>= 1``."""
+    iv = p.interval
+    lo, hi = math.isfinite(iv.low), math.isfinite(iv.high)
+    if lo and hi:
+        return f"lie in {iv}"
+    parts = []
+    if lo:
+        parts.append(f"{'>=' if iv.low_closed else '>'} {_num(iv.low)}")
+    if hi:
+        parts.append(f"{'<=' if iv.high_closed else '<'} {_num(iv.high)}")
+    bounds = " and ".join(parts)
+    if p.integer:
+        return bounds
+    return f"finite and {bounds}" if bounds else "finite"
+
+
+def _check_value(p: Param, v: float, shown: object) -> None:
+    if not (math.isfinite(v) and v in p.interval) or (p.integer and v != int(v)):
+        raise ValueError(f"{p.name} must {_be(p)}, got {shown!r}")
+
+
+def _be(p: Param) -> str:
+    r = rule(p)
+    return r if r.startswith("lie ") else f"be {r}"
+
+
+def check_param(p: Param, value: object, *, validate: bool = True) -> float | torch.Tensor:
+    """``value`` checked against the declared parameter ``p``.
+
+    A real number (Python or numpy; not ``bool``, not a string) is returned as a ``float``. A
+    one-element floating tensor is returned as a 0-d tensor **with its autograd graph** (a
+    learnable parameter); its value is checked only where :func:`values_checked` allows a
+    data-dependent check (eager mode, ``validate=True``), so ``torch.compile`` traces without a
+    host sync. Integer and bool tensors are refused. Messages name ``p.name`` and the rule, e.g.
+    ``temperature must be finite and > 0, got -1.0``.
+    """
+    name = p.name
+    if isinstance(value, torch.Tensor):
+        if not value.dtype.is_floating_point:
+            raise ValueError(
+                f"{name} must be a real number or a floating tensor (learnable), got dtype "
+                f"{value.dtype}"
+            )
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be a scalar (one element), got shape {tuple(value.shape)}"
+            )
+        t = value.reshape(())
+        if values_checked(validate) and not t.is_meta:
+            v = float(t.detach())
+            _check_value(p, v, v)
+        return t
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars are Real
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    _check_value(p, v, value)
+    return v
+
+
+def check_number(p: Param, value: object) -> float:
+    """:func:`check_param` for a parameter that is a plain number where it is used (a solver
+    control, a fairness weight): a tensor is accepted only without ``requires_grad`` (its
+    gradient could not be computed; refusing it is better than detaching it silently)."""
+    if isinstance(value, torch.Tensor) and value.requires_grad:
+        raise ValueError(
+            f"{p.name} must be a number or a tensor that does not require grad (it is not "
+            "differentiable here)"
+        )
+    return float(check_param(p, value))
+
+
+def check_int_param(p: Param, value: object) -> int:
+    """An integer parameter (Python or numpy integer; ``bool`` and floats such as 2.0 are
+    refused) in ``p``'s interval."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"{p.name} must be an integer {rule(p)}, got {type(value).__name__} {value!r}"
+        )
+    k = int(value)
+    if k not in p.interval:
+        raise ValueError(f"{p.name} must {_be(p)}, got {k}")
+    return k
+
+
+# ----------------------------------------------------------------------------- tensors
 
 
 def check_float(x: object, name: str, ndim: int | tuple[int, ...] | None = None) -> torch.Tensor:
@@ -58,52 +198,22 @@ def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str)
         )
 
 
-def check_temperature(t: object, name: str = "temperature") -> float:
-    """A temperature is a finite real number > 0 (Python number or 0-d tensor)."""
-    if isinstance(t, torch.Tensor):
-        if t.numel() != 1:
-            raise ValueError(f"{name} must be a scalar, got shape {tuple(t.shape)}")
-        t = t.item()
-    if isinstance(t, bool) or not isinstance(t, numbers.Real):  # numpy scalars are Real
-        raise ValueError(f"{name} must be a real number, got {type(t).__name__}")
-    tf = float(t)
-    if not math.isfinite(tf) or tf <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {t!r}")
-    return tf
+# ----------------------------------------------------------------------------- temperatures
 
 
-#: a loss temperature: a real number (Python or numpy scalar), or a floating tensor with one
-#: element, which may require grad (a learnable temperature; see :func:`check_tau`)
-Temperature = float | torch.Tensor
+def check_tau(t: object, *, validate: bool = True) -> Temperature:
+    r"""A temperature :math:`\tau` (:data:`TEMPERATURE`): a finite real > 0, returned as a float,
+    or a floating tensor with one element, returned as a 0-d tensor **that keeps its autograd
+    graph** (so ``tau.grad`` is filled: a learnable temperature). See :func:`check_param`."""
+    return check_param(TEMPERATURE, t, validate=validate)
 
 
-def _check_scalar_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
-    if not t.dtype.is_floating_point:
+def _check_scale_tau(tau: float, shown: object) -> None:
+    if not 0.0 < tau < math.inf:
         raise ValueError(
-            f"{name} must be a real number or a floating tensor (learnable), got dtype {t.dtype}"
+            f"logit_scale must be finite with exp(-logit_scale) a finite temperature > 0, "
+            f"got {shown!r}"
         )
-    if t.numel() != 1:
-        raise ValueError(f"{name} must be a scalar (one element), got shape {tuple(t.shape)}")
-    return t.reshape(())
-
-
-def check_tau(t: object, name: str = "temperature", *, validate: bool = True) -> Temperature:
-    r"""A temperature :math:`\tau`: a finite real > 0, returned as a float, or a floating tensor
-    with one element, returned as a 0-d tensor **that keeps its autograd graph** (so
-    ``tau.grad`` is filled: a learnable temperature).
-
-    A tensor's value (finite, > 0) is checked only where :func:`values_checked` allows a
-    data-dependent check (eager mode, ``validate=True``): under ``torch.compile`` there is no
-    host sync and no graph break. Numbers go through :func:`check_temperature`.
-    """
-    if isinstance(t, torch.Tensor):
-        tt = _check_scalar_tensor(t, name)
-        if values_checked(validate):
-            v = float(tt.detach())
-            if not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{name} must be finite and > 0, got {v!r}")
-        return tt
-    return check_temperature(t, name)
 
 
 def resolve_temperature(
@@ -121,8 +231,9 @@ def resolve_temperature(
 
     The two are mutually exclusive (``ValueError`` if both are given); neither gives
     ``default``. A tensor ``logit_scale`` keeps its graph (``logit_scale.grad`` =
-    :math:`-\tau\,\partial L/\partial\tau`). Any clamp of the scale (CLIP clamps it at
-    :math:`\log 100`) belongs to the model, not to the loss.
+    :math:`-\tau\,\partial L/\partial\tau`); its temperature must be finite and > 0 in the
+    tensor's own dtype (float32 overflows below ``logit_scale = -88.7``). Any clamp of the
+    scale (CLIP clamps it at :math:`\log 100`) belongs to the model, not to the loss.
     """
     if logit_scale is None:
         return check_tau(default if temperature is None else temperature, validate=validate)
@@ -131,31 +242,18 @@ def resolve_temperature(
             "temperature and logit_scale are mutually exclusive (logit_scale = log(1/temperature));"
             " pass only one of them"
         )
-    if isinstance(logit_scale, torch.Tensor):
-        ls = _check_scalar_tensor(logit_scale, "logit_scale")
-        if values_checked(validate):
-            v = float(ls.detach())
-            if not math.isfinite(v) or not 0.0 < math.exp(-v) < math.inf:
-                raise ValueError(
-                    f"logit_scale must be finite with exp(-logit_scale) a finite temperature > 0, "
-                    f"got {v!r}"
-                )
-        return torch.exp(-ls)
-    if isinstance(logit_scale, bool) or not isinstance(logit_scale, numbers.Real):
-        raise ValueError(f"logit_scale must be a real number, got {type(logit_scale).__name__}")
-    v = float(logit_scale)
-    tau = math.exp(-v) if math.isfinite(v) and v > -709.0 else math.inf
-    if not 0.0 < tau < math.inf:
-        raise ValueError(
-            f"logit_scale must be finite with exp(-logit_scale) a finite temperature > 0, "
-            f"got {logit_scale!r}"
-        )
+    ls = check_param(LOGIT_SCALE, logit_scale, validate=validate)
+    if isinstance(ls, torch.Tensor):
+        tau_t = torch.exp(-ls)
+        if values_checked(validate) and not tau_t.is_meta:
+            _check_scale_tau(float(tau_t.detach()), float(ls.detach()))
+        return tau_t
+    tau = math.exp(-ls) if ls > -709.0 else math.inf
+    _check_scale_tau(tau, logit_scale)
     return tau
 
 
-def module_temperature(
-    value: object, learn: bool, name: str = "temperature", *, logit: bool = False
-) -> Temperature:
+def module_temperature(value: object, learn: bool, *, logit: bool = False) -> Temperature:
     """Constructor helper of the ``nn.Module`` losses: validate ``value`` (a temperature, or a
     logit scale when ``logit``); ``learn=True`` returns a new ``nn.Parameter`` initialised to it
     (default dtype, or the tensor's dtype). A tensor given with ``learn=False`` is kept as is (an
@@ -163,7 +261,7 @@ def module_temperature(
     if logit:
         resolve_temperature(None, value, default=1.0)
     else:
-        check_tau(value, name)
+        check_tau(value)
     if learn:
         if isinstance(value, torch.Tensor):
             return torch.nn.Parameter(value.detach().clone().reshape(()))
@@ -174,7 +272,28 @@ def module_temperature(
     return float(value)  # type: ignore[arg-type]
 
 
-def check_reduction(reduction: str) -> None:
+def base_scale(
+    temperature: Temperature, base_temperature: object, *, validate: bool = True
+) -> Temperature:
+    r"""HobbitLong's scale :math:`\tau/\tau_{base}` of SupCon / SINCERE (1 for ``None``).
+    ``base_temperature`` is checked against :data:`BASE_TEMPERATURE`; a tensor keeps its
+    graph."""
+    if base_temperature is None:
+        return 1.0
+    return temperature / check_param(BASE_TEMPERATURE, base_temperature, validate=validate)
+
+
+def apply_scale(out: torch.Tensor, scale: Temperature) -> torch.Tensor:
+    """``out * scale``, skipped for a float scale of exactly 1."""
+    if isinstance(scale, torch.Tensor) or scale != 1.0:
+        return out * scale
+    return out
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_reduction(reduction: object) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
@@ -266,15 +385,6 @@ def check_bool(x: object, name: str) -> bool:
     return x
 
 
-def check_positive_int(x: object, name: str) -> int:
-    """An integer >= 1: a Python or numpy integer (``bool`` and floats such as 2.0 are refused)."""
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= 1, got {type(x).__name__} {x!r}")
-    if x < 1:
-        raise ValueError(f"{name} must be >= 1, got {x}")
-    return int(x)
-
-
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
     r"""Rows (last dimension) scaled to unit L2 norm, exact over the whole floating range.
 
@@ -338,3 +448,356 @@ def reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    r"""The package's one softplus: :math:`\log(1+e^x)` = ``logaddexp(0, x)``, exact for tiny
+    results (relative precision at :math:`e^{-700}`), derivative :math:`\sigma(x)` everywhere
+    (``F.softplus`` switches to ``x`` above 20; a ``clamp``/``abs`` form would give the
+    derivative 1 instead of 1/2 at exactly 0). ``-inf`` (an empty negative set) gives exactly 0
+    with zero first *and* second derivatives (``logaddexp``'s own double backward is
+    ``inf/inf`` there); NaN propagates."""
+    zero = torch.zeros_like(x)
+    dead = x == float("-inf")
+    return torch.where(dead, zero, torch.logaddexp(zero, torch.where(dead, zero, x)))
+
+
+# ============================================================================= family inputs
+# The preparation of each family's inputs, shared by its dense, tiled and distributed paths.
+
+# ----------------------------------------------------------------------------- labelled batches
+
+Variant = Literal["out", "in"]
+
+
+def check_variant(variant: object) -> Variant:
+    """SupCon's variant: ``"out"`` (Khosla et al. Eq. 2) or ``"in"`` (Eq. 3)."""
+    if variant not in ("out", "in"):
+        raise ValueError(f"variant must be 'out' or 'in', got {variant!r}")
+    return cast(Variant, variant)
+
+
+def check_embeddings(embeddings: object) -> torch.Tensor:
+    """``(B, D)`` or ``(B, V, D)`` floating embeddings with ``B, V, D >= 1``."""
+    x = check_float(embeddings, "embeddings", (2, 3))
+    if x.shape[0] == 0:
+        raise ValueError("embeddings must be a non-empty batch (dimension 0 has size 0)")
+    if x.dim() == 3 and x.shape[1] == 0:
+        raise ValueError("embeddings must have at least one view (dimension 1 has size 0)")
+    if x.shape[-1] == 0:
+        raise ValueError("embeddings must have a non-empty feature dimension (last dim is 0)")
+    return x
+
+
+def check_class_labels(
+    labels: object,
+    n: int,
+    device: torch.device | None = None,
+    *,
+    validate: bool = True,
+    ref_name: str = "embeddings",
+) -> torch.Tensor:
+    """1-D integer labels of length ``n`` (on ``device``, the device of ``ref_name``) with
+    non-negative values."""
+    lab = check_labels(labels, "labels", n, validate=False)
+    if device is not None and lab.device != device:
+        raise ValueError(f"labels must be on the device of {ref_name} ({device}), got {lab.device}")
+    if values_checked(validate) and lab.numel() and not lab.is_meta and int(lab.min()) < 0:
+        raise ValueError(f"labels must be non-negative, found {int(lab.min())}")
+    return lab
+
+
+def flatten_views(
+    embeddings: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, V, D)`` -> ``(B*V, D)`` with row ``b*V + v`` = ``embeddings[b, v]`` and labels
+    repeated per view; ``(B, D)`` is returned unchanged."""
+    if embeddings.dim() == 3:
+        b, v, d = embeddings.shape
+        return embeddings.reshape(b * v, d), labels.repeat_interleave(v)
+    return embeddings, labels
+
+
+def prepare_labelled(
+    embeddings: object,
+    labels: object,
+    temperature: object,
+    normalize: object,
+    reduction: object,
+    validate: bool,
+) -> tuple[torch.Tensor, torch.Tensor, Temperature]:
+    r"""SupCon / SINCERE inputs: ``(z, labels, tau)`` with ``z`` the ``(B*V, D)`` rows in the
+    compute dtype (unit rows :math:`\hat z_i` when ``normalize``) and labels repeated per view."""
+    x = check_embeddings(embeddings)
+    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
+    t = check_tau(temperature, validate=validate)
+    check_reduction(reduction)
+    check_bool(normalize, "normalize")
+    z, lab = flatten_views(x.to(compute_dtype(x)), lab)
+    return (unit_rows(z) if normalize else z), lab, t
+
+
+# ----------------------------------------------------------------------------- prototypes
+
+
+def check_prototypes(prototypes: object, dim: int) -> torch.Tensor:
+    """``(K, D)`` floating class prototypes, ``K >= 1``, ``D = dim``."""
+    w = check_float(prototypes, "prototypes", 2)
+    if w.shape[0] == 0:
+        raise ValueError("prototypes must have at least one row (K >= 1)")
+    if w.shape[1] != dim:
+        raise ValueError(
+            f"prototypes must have the embedding dimension {dim} in dim 1, got {tuple(w.shape)}"
+        )
+    return w
+
+
+def check_prototype_labels(
+    labels: object, n: int, k: int, device: torch.device, validate: bool, ref_name: str
+) -> torch.Tensor:
+    """Class labels (see :func:`check_class_labels`) that index ``k`` prototypes."""
+    lab = check_class_labels(labels, n, device, validate=validate, ref_name=ref_name)
+    if values_checked(validate) and lab.numel() and not lab.is_meta:
+        hi = int(lab.max())
+        if hi >= k:
+            raise ValueError(
+                f"prototypes must have at least max(labels) + 1 = {hi + 1} rows, got {k}"
+            )
+    return lab
+
+
+def prepare_prototypes(
+    embeddings: object,
+    labels: object,
+    prototypes: object,
+    temperature: object,
+    normalize: object,
+    validate: bool,
+    allow_views: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Temperature]:
+    """Prototype-CE / ESupCon inputs: ``(z, w, labels, tau)``, rows and prototypes in the
+    compute dtype (unit rows when ``normalize``), views flattened sample-major."""
+    x = check_embeddings(embeddings)
+    if x.dim() == 3 and not allow_views:
+        raise ValueError(f"embeddings must be 2-D (B, D), got shape {tuple(x.shape)}")
+    w = check_prototypes(prototypes, x.shape[-1])
+    if w.device != x.device:
+        raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
+    lab = check_prototype_labels(labels, x.shape[0], w.shape[0], x.device, validate, "embeddings")
+    t = check_tau(temperature, validate=validate)
+    check_bool(normalize, "normalize")
+    dt = compute_dtype(x, w)
+    z, lab = flatten_views(x.to(dt), lab)
+    w = w.to(dt)
+    if normalize:
+        z, w = unit_rows(z), unit_rows(w)
+    return z, w, lab, t
+
+
+# ----------------------------------------------------------------------------- InfoNCE
+
+Similarity = Literal["cosine", "dot"]
+NegativeMode = Literal["unpaired", "paired"]
+SIMILARITIES = ("cosine", "dot")
+NEGATIVE_MODES = ("unpaired", "paired")
+
+
+def check_similarity(similarity: object) -> Similarity:
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    return cast(Similarity, similarity)
+
+
+def check_negative_mode(negative_mode: object) -> NegativeMode:
+    if negative_mode not in NEGATIVE_MODES:
+        raise ValueError(f"negative_mode must be one of {NEGATIVE_MODES}, got {negative_mode!r}")
+    return cast(NegativeMode, negative_mode)
+
+
+def check_query(query: object, name: str = "query") -> torch.Tensor:
+    """A non-empty ``(B, D)`` floating batch with ``D >= 1``."""
+    x = check_float(query, name, 2)
+    check_nonempty(x, name)
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have a non-empty embedding dimension D (got D = 0)")
+    return x
+
+
+def check_like(
+    x: object, name: str, ref: torch.Tensor, ref_name: str, ndim: int, *, same_shape: bool = False
+) -> torch.Tensor:
+    """``x`` is a floating ``ndim``-D tensor with ``ref``'s dtype and device and, with
+    ``same_shape``, its shape (else its last dimension ``D``)."""
+    t = check_float(x, name, ndim)
+    if t.dtype != ref.dtype:
+        raise ValueError(
+            f"{name} must have the same dtype as {ref_name} ({ref.dtype}), got {t.dtype}"
+        )
+    if t.device != ref.device:
+        raise ValueError(
+            f"{name} must be on the same device as {ref_name} ({ref.device}), got {t.device}"
+        )
+    if same_shape:
+        check_same_shape(ref, t, ref_name, name)
+    elif t.shape[-1] != ref.shape[-1]:
+        raise ValueError(
+            f"{name} must have embedding dimension D={ref.shape[-1]} (as {ref_name}), "
+            f"got shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def check_query_key(query: object, key: object, qname: str, kname: str) -> torch.Tensor:
+    """In-batch pairs: ``query`` (:func:`check_query`) and a ``key`` of the same shape, dtype
+    and device. Returns ``query``."""
+    q = check_query(query, qname)
+    if qname == "a":  # CLIP's pair (a, b): one shape check
+        check_like(key, kname, q, qname, 2, same_shape=True)
+    else:
+        check_same_shape(q, check_like(key, kname, q, qname, 2), qname, kname)
+    return q
+
+
+def check_log_q(
+    x: object,
+    name: str,
+    shape: tuple[int, ...],
+    ref: torch.Tensor,
+    validate: bool,
+    ref_name: str = "query",
+) -> torch.Tensor:
+    """``x`` is a floating tensor that broadcasts to ``shape``, on ``ref``'s device, finite."""
+    t = check_float(x, name)
+    try:
+        ok = t.dim() <= len(shape) and tuple(torch.broadcast_shapes(t.shape, shape)) == shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must broadcast to shape {shape}, got {tuple(t.shape)}")
+    if t.device != ref.device:
+        raise ValueError(
+            f"{name} must be on the same device as {ref_name} ({ref.device}), got {t.device}"
+        )
+    if values_checked(validate) and t.numel() and not t.is_meta:
+        if not bool(torch.isfinite(t).all()):
+            if bool((t == float("-inf")).any()):
+                raise ValueError(
+                    f"{name} contains -inf (q = 0): a candidate with zero proposal probability "
+                    "cannot have been sampled; remove it, or give it a -inf score to mask it"
+                )
+            raise ValueError(f"{name} must be finite (found NaN or +inf)")
+    return t
+
+
+def embed(x: torch.Tensor, dt: torch.dtype, similarity: str) -> torch.Tensor:
+    """Cast to the compute dtype, then L2-normalise rows for cosine similarity with
+    :func:`unit_rows` (exact for every norm the dtype holds; zero rows stay zero with the
+    identity Jacobian)."""
+    x = x.to(dt)
+    return unit_rows(x) if similarity == "cosine" else x
+
+
+# ----------------------------------------------------------------------------- soft targets
+
+
+def check_offset(offset: object, n: int, m: int) -> int:
+    """Row ``i``'s positive is candidate ``offset + i``: an integer with
+    ``0 <= offset`` and ``offset + n <= m``."""
+    if isinstance(offset, bool):
+        raise ValueError(f"offset must be an integer, got {offset!r}")
+    try:
+        off = operator.index(offset)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"offset must be an integer, got {type(offset).__name__}") from None
+    if off < 0 or off + n > m:
+        raise ValueError(
+            f"offset must satisfy 0 <= offset and offset + N <= M (N = {n} local rows, "
+            f"M = {m} candidates), got offset = {off}"
+        )
+    return off
+
+
+def prepare_noise(
+    noise_probs: object, num_classes: int, device: torch.device, validate: bool
+) -> torch.Tensor | None:
+    """Validated ``(C,)`` noise distribution on ``device`` (``None`` stays ``None``: uniform)."""
+    if noise_probs is None:
+        return None
+    q = check_float(noise_probs, "noise_probs", 1)
+    if q.shape[0] != num_classes:
+        raise ValueError(
+            f"noise_probs must have shape ({num_classes},) (one probability per class), "
+            f"got {tuple(q.shape)}"
+        )
+    if q.is_meta and device.type != "meta":
+        raise ValueError(
+            f"noise_probs must hold data to be moved to the logits' device {device}, "
+            "got a meta tensor"
+        )
+    check_simplex(q, "noise_probs", validate=validate)
+    return q.to(device=device)
+
+
+def check_zero_noise_mass(
+    cand: torch.Tensor, q: torch.Tensor, cand_name: str, validate: bool
+) -> None:
+    """Raise if a candidate puts positive mass on a class with ``q_c == 0``."""
+    if not values_checked(validate) or cand.is_meta or q.is_meta:
+        return
+    hit = ((cand > 0) & (q == 0)[None, :]).any(0)
+    if bool(hit.any()):
+        c = int(torch.nonzero(hit)[0, 0])
+        raise ValueError(
+            f"noise_probs[{c}] is 0 but {cand_name} put positive mass on class {c}: the score "
+            f"-alpha_c * log q_c is +inf there (0 * log 0 := 0 applies only to classes no "
+            f"candidate puts mass on)"
+        )
+
+
+def prepare_soft_target(
+    logits: object,
+    targets: object,
+    noise_probs: object,
+    temperature: object,
+    candidates: object,
+    offset: object,
+    reduction: object,
+    validate: bool,
+) -> tuple[torch.Tensor, int, torch.Tensor | None, Temperature]:
+    """Soft-target InfoNCE inputs, every check of the loss: ``(candidates, offset, q, tau)``
+    (the candidates default to ``targets``; ``q`` is ``None`` for the uniform prior)."""
+    f = check_float(logits, "logits", 2)
+    check_nonempty(f, "logits")
+    tg = check_float(targets, "targets", 2)
+    check_same_shape(f, tg, "logits", "targets")
+    check_same_device(tg, f, "targets", "logits")
+    t = check_tau(temperature, validate=validate)
+    check_reduction(reduction)
+    n, c = f.shape
+    if candidates is None:
+        cand, cand_name = tg, "targets"
+    else:
+        cand, cand_name = check_float(candidates, "candidates", 2), "candidates"
+        if cand.shape[1] != c:
+            raise ValueError(
+                f"candidates must have shape (M, {c}) (same number of classes as logits), "
+                f"got {tuple(cand.shape)}"
+            )
+        check_same_device(cand, f, "candidates", "logits")
+    off = check_offset(offset, n, cand.shape[0])
+    q = prepare_noise(noise_probs, c, f.device, validate)
+    check_simplex(tg, "targets", validate=validate)
+    if candidates is not None:
+        check_simplex(cand, "candidates", validate=validate)
+        if values_checked(validate) and not cand.is_meta:
+            pos = cand[off : off + n].detach().double()  # a check, not part of the graph
+            tol = max(simplex_tol(cand.dtype), simplex_tol(tg.dtype))
+            dev = float((pos - tg.detach().double()).abs().max())
+            if not dev <= tol:
+                raise ValueError(
+                    f"candidates[offset:offset+N] must equal targets (the positives); "
+                    f"max |difference| = {dev:.3e} at offset = {off}"
+                )
+    if q is not None:
+        check_zero_noise_mass(cand, q, cand_name, validate)
+    return cand, off, q, t

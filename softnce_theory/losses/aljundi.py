@@ -32,24 +32,23 @@ from softnce_theory.losses._common import (
     Reduction,
     Temperature,
     check_bool,
+    check_embeddings,
     check_float,
+    check_labels,
+    check_offset,
+    check_prototypes,
     check_reduction,
+    check_same_device,
     check_tau,
     compute_dtype,
     module_temperature,
+    prepare_prototypes,
     reduce,
+    softplus,
     unit_rows,
     values_checked,
 )
-from softnce_theory.losses.sincere import (
-    _check_embeddings,
-    _masks,
-    _spread,
-    check_class_labels,
-    flatten_views,
-    masked_logsumexp,
-    softplus,
-)
+from softnce_theory.losses.sincere import label_masks, masked_logsumexp, positive_spread
 from softnce_theory.losses.tiled import resolve_tile, tiled_esupcon_loss
 
 __all__ = [
@@ -60,56 +59,6 @@ __all__ = [
     "prototype_cross_entropy",
     "prototype_predict",
 ]
-
-
-def _check_prototypes(prototypes: object, dim: int) -> torch.Tensor:
-    w = check_float(prototypes, "prototypes", 2)
-    if w.shape[0] == 0:
-        raise ValueError("prototypes must have at least one row (K >= 1)")
-    if w.shape[1] != dim:
-        raise ValueError(
-            f"prototypes must have the embedding dimension {dim} in dim 1, got {tuple(w.shape)}"
-        )
-    return w
-
-
-def _check_proto_labels(
-    labels: object, n: int, k: int, device: torch.device, validate: bool
-) -> torch.Tensor:
-    lab = check_class_labels(labels, n, device, validate=validate)
-    if values_checked(validate) and lab.numel():
-        hi = int(lab.max())
-        if hi >= k:
-            raise ValueError(
-                f"prototypes must have at least max(labels) + 1 = {hi + 1} rows, got {k}"
-            )
-    return lab
-
-
-def _prepare(
-    embeddings: object,
-    labels: object,
-    prototypes: object,
-    temperature: object,
-    normalize: bool,
-    validate: bool,
-    allow_views: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Temperature]:
-    x = _check_embeddings(embeddings)
-    if x.dim() == 3 and not allow_views:
-        raise ValueError(f"embeddings must be 2-D (B, D), got shape {tuple(x.shape)}")
-    w = _check_prototypes(prototypes, x.shape[-1])
-    if w.device != x.device:
-        raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
-    lab = _check_proto_labels(labels, x.shape[0], w.shape[0], x.device, validate)
-    t = check_tau(temperature, validate=validate)
-    check_bool(normalize, "normalize")
-    dt = compute_dtype(x, w)
-    z, lab = flatten_views(x.to(dt), lab)
-    w = w.to(dt)
-    if normalize:
-        z, w = unit_rows(z), unit_rows(w)
-    return z, w, lab, t
 
 
 def _proto_ce_rows(proto_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -152,7 +101,9 @@ def prototype_cross_entropy(
         validate: run the data-dependent label checks (skipped under ``torch.compile``).
     """
     check_reduction(reduction)
-    z, w, lab, t = _prepare(embeddings, labels, prototypes, temperature, normalize, validate, False)
+    z, w, lab, t = prepare_prototypes(
+        embeddings, labels, prototypes, temperature, normalize, validate, False
+    )
     rows = _proto_ce_rows((z @ w.transpose(0, 1)) / t, lab)
     return reduce(rows, reduction).to(embeddings.dtype)
 
@@ -166,8 +117,8 @@ def prototype_predict(
 ) -> torch.Tensor:
     r"""Class probabilities :math:`\operatorname{softmax}_k(z^\top w_k/\tau)`, shape ``(B, K)``
     (or ``(B, V, K)`` for multi-view input), in the embeddings' dtype."""
-    x = _check_embeddings(embeddings)
-    w = _check_prototypes(prototypes, x.shape[-1])
+    x = check_embeddings(embeddings)
+    w = check_prototypes(prototypes, x.shape[-1])
     if w.device != x.device:
         raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
     t = check_tau(temperature)
@@ -182,6 +133,53 @@ def prototype_predict(
 # ----------------------------------------------------------------------------- ESupCon
 
 
+def _check_formula_args(
+    sample_logits: object,
+    proto_logits: object,
+    labels: object,
+    row_labels: object,
+    offset: object,
+    validate: bool,
+) -> int:
+    """The checks of :func:`esupcon_formula`; returns the offset."""
+    s = check_float(sample_logits, "sample_logits", 2)
+    m, n = s.shape
+    if m == 0 or n == 0:
+        raise ValueError(f"sample_logits must be a non-empty (m, n) matrix, got {tuple(s.shape)}")
+    t = check_float(proto_logits, "proto_logits", 2)
+    if t.shape[0] != m or t.shape[1] == 0:
+        raise ValueError(
+            f"proto_logits must have shape ({m}, K) with K >= 1 (one row per anchor of "
+            f"sample_logits), got {tuple(t.shape)}"
+        )
+    if t.dtype != s.dtype:
+        raise ValueError(
+            f"proto_logits must have the same dtype as sample_logits ({s.dtype}), got {t.dtype}"
+        )
+    check_same_device(t, s, "proto_logits", "sample_logits")
+    k = t.shape[1]
+    lab = check_labels(labels, "labels", n, k, validate=validate, ref=s, ref_name="sample_logits")
+    if row_labels is None:
+        if m != n:
+            raise ValueError(
+                f"sample_logits must be square (n, n) without row_labels, got {tuple(s.shape)}"
+            )
+        if offset != 0:
+            raise ValueError(f"offset requires row_labels (an anchor subset), got {offset!r}")
+        return 0
+    rl = check_labels(
+        row_labels, "row_labels", m, k, validate=validate, ref=s, ref_name="sample_logits"
+    )
+    off = check_offset(offset, m, n)
+    if values_checked(validate) and not (rl.is_meta or lab.is_meta):
+        if not torch.equal(rl.long(), lab[off : off + m].long()):
+            raise ValueError(
+                f"row_labels must equal labels[offset:offset + m] (the anchors' own columns) "
+                f"at offset = {off}"
+            )
+    return off
+
+
 def esupcon_formula(
     sample_logits: torch.Tensor,
     proto_logits: torch.Tensor,
@@ -189,6 +187,7 @@ def esupcon_formula(
     *,
     row_labels: torch.Tensor | None = None,
     offset: int = 0,
+    validate: bool = True,
 ) -> torch.Tensor:
     r"""**RECONSTRUCTED ESupCon formula (edit here to correct it).** Per-anchor losses.
 
@@ -210,18 +209,23 @@ def esupcon_formula(
         labels: ``(n,)`` labels in ``[0, K)``.
         row_labels, offset: anchor subset (distributed): ``sample_logits`` ``(m, n)`` and
             ``proto_logits`` ``(m, K)`` are the rows ``[offset, offset + m)``, ``row_labels``
-            their labels (as :func:`softnce_theory.losses.sincere.supcon_rows`).
+            their labels (as :func:`softnce_theory.losses.sincere.supcon_rows`);
+            ``row_labels`` must equal ``labels[offset:offset + m]``.
+        validate: run the data-dependent label checks (range, ``row_labels``).
+
+    Shapes, dtypes and devices are always checked; ``ValueError`` names the argument.
     """
+    off = _check_formula_args(sample_logits, proto_logits, labels, row_labels, offset, validate)
     k = proto_logits.shape[1]
     rows = labels if row_labels is None else row_labels
-    pos_s, neg_s = _masks(labels, sample_logits.shape[1], row_labels, offset)
+    pos_s, neg_s = label_masks(labels, sample_logits.shape[1], row_labels, off)
     own = torch.nn.functional.one_hot(rows.long(), k).to(torch.bool)
     logits = torch.cat([sample_logits, proto_logits], dim=1)  # (m, n + K)
     pos = torch.cat([pos_s, own], dim=1)
     neg = torch.cat([neg_s, ~own], dim=1)
     lse_pos = masked_logsumexp(logits, pos)
     lse_neg = masked_logsumexp(logits, neg)
-    return softplus(lse_neg - lse_pos) + _spread(logits, pos)
+    return softplus(lse_neg - lse_pos) + positive_spread(logits, pos)
 
 
 def esupcon_loss(
@@ -264,8 +268,12 @@ def esupcon_loss(
         )
 
     check_reduction(reduction)
-    z, w, lab, t = _prepare(embeddings, labels, prototypes, temperature, normalize, validate, True)
-    rows = esupcon_formula((z @ z.transpose(0, 1)) / t, (z @ w.transpose(0, 1)) / t, lab)
+    z, w, lab, t = prepare_prototypes(
+        embeddings, labels, prototypes, temperature, normalize, validate, True
+    )
+    rows = esupcon_formula(
+        (z @ z.transpose(0, 1)) / t, (z @ w.transpose(0, 1)) / t, lab, validate=False
+    )
     return reduce(rows, reduction).to(embeddings.dtype)
 
 
@@ -278,7 +286,7 @@ def _init_prototypes(num_classes: int, dim: int, prototypes: torch.Tensor | None
             raise ValueError(f"{name} must be an integer >= 1, got {type(v).__name__} {v!r}")
     num_classes, dim = int(num_classes), int(dim)
     if prototypes is not None:
-        w = _check_prototypes(prototypes, dim)
+        w = check_prototypes(prototypes, dim)
         if w.shape[0] != num_classes:
             raise ValueError(f"prototypes must have num_classes = {num_classes} rows")
         return w.detach().clone()
@@ -288,7 +296,7 @@ def _init_prototypes(num_classes: int, dim: int, prototypes: torch.Tensor | None
 
 
 class PrototypeCrossEntropy(nn.Module):
-    """:func:`prototype_cross_entropy` with learnable prototypes (``nn.Parameter`` ``(K, D)``)
+    r""":func:`prototype_cross_entropy` with learnable prototypes (``nn.Parameter`` ``(K, D)``)
     and, with ``learn_temperature=True``, a learnable :math:`\tau`."""
 
     def __init__(
@@ -301,6 +309,7 @@ class PrototypeCrossEntropy(nn.Module):
         prototypes: torch.Tensor | None = None,
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
     ) -> None:
         super().__init__()
         self.prototypes = nn.Parameter(_init_prototypes(num_classes, dim, prototypes))
@@ -308,6 +317,7 @@ class PrototypeCrossEntropy(nn.Module):
         self.normalize = normalize
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return prototype_cross_entropy(
@@ -317,6 +327,7 @@ class PrototypeCrossEntropy(nn.Module):
             temperature=self.temperature,
             normalize=self.normalize,
             reduction=self.reduction,
+            validate=self.validate,
         )
 
     def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -326,7 +337,7 @@ class PrototypeCrossEntropy(nn.Module):
 
 
 class ESupConLoss(nn.Module):
-    """:func:`esupcon_loss` with learnable prototypes (``nn.Parameter`` ``(K, D)``) and, with
+    r""":func:`esupcon_loss` with learnable prototypes (``nn.Parameter`` ``(K, D)``) and, with
     ``learn_temperature=True``, a learnable :math:`\tau`."""
 
     def __init__(
@@ -339,6 +350,8 @@ class ESupConLoss(nn.Module):
         prototypes: torch.Tensor | None = None,
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
+        tile: int | None = None,
     ) -> None:
         super().__init__()
         self.prototypes = nn.Parameter(_init_prototypes(num_classes, dim, prototypes))
@@ -346,6 +359,8 @@ class ESupConLoss(nn.Module):
         self.normalize = normalize
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
+        self.tile = tile
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return esupcon_loss(
@@ -355,6 +370,8 @@ class ESupConLoss(nn.Module):
             temperature=self.temperature,
             normalize=self.normalize,
             reduction=self.reduction,
+            validate=self.validate,
+            tile=self.tile,
         )
 
     def predict(self, embeddings: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,6 @@ Numerics (all in log space, at least float32):
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,15 +38,20 @@ import torch
 from torch import nn
 
 from softnce_theory.losses._common import (
+    LAM,
+    MAX_ITER,
+    STEP,
+    TOL,
     Reduction,
+    check_bool,
     check_float,
+    check_int_param,
     check_nonempty,
-    check_positive_int,
+    check_number,
     check_reduction,
     check_same_device,
     check_same_shape,
     check_simplex,
-    check_temperature,
     compute_dtype,
     reduce,
     values_checked,
@@ -67,28 +71,6 @@ __all__ = [
     "pseudo_label_objective",
     "self_labeling_loss",
 ]
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def check_nonnegative(x: object, name: str) -> float:
-    """A finite real number >= 0 (Python number or 0-d tensor). Local helper: ``_common`` only
-    has :func:`check_temperature` (> 0)."""
-    if isinstance(x, torch.Tensor):
-        if x.numel() != 1:
-            raise ValueError(f"{name} must be a scalar, got shape {tuple(x.shape)}")
-        x = x.item()
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):  # numpy scalars are Real
-        raise ValueError(f"{name} must be a real number, got {type(x).__name__}")
-    xf = float(x)
-    if not math.isfinite(xf) or xf < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {x!r}")
-    return xf
-
-
-def check_max_iter(x: object, name: str = "max_iter") -> int:
-    return check_positive_int(x, name)
 
 
 # ----------------------------------------------------------------------------- H2 kernel
@@ -253,7 +235,7 @@ def self_labeling_loss(
     where the value is that ill-conditioned in its inputs anyway.
     """
     _check_pair(logits, y, "y", validate)
-    lam_f = check_nonnegative(lam, "lam")
+    lam_f = check_number(LAM, lam)
     check_reduction(reduction)
     h = _h2(logits, y)
     if lam_f != 0:  # lam = 0 drops the term (no 0 * inf = NaN for an empty class)
@@ -281,26 +263,32 @@ def _kl_uniform_mean(y: torch.Tensor) -> torch.Tensor:
 class CollisionCrossEntropy(nn.Module):
     """Module form of :func:`collision_cross_entropy`."""
 
-    def __init__(self, reduction: Reduction = "mean") -> None:
+    def __init__(self, reduction: Reduction = "mean", *, validate: bool = True) -> None:
         super().__init__()
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return collision_cross_entropy(logits, targets, reduction=self.reduction)
+        return collision_cross_entropy(
+            logits, targets, reduction=self.reduction, validate=self.validate
+        )
 
 
 class SelfLabelingLoss(nn.Module):
     """Module form of :func:`self_labeling_loss` (**reconstructed** loss)."""
 
-    def __init__(self, lam: float, reduction: Reduction = "mean") -> None:
+    def __init__(self, lam: float, reduction: Reduction = "mean", *, validate: bool = True) -> None:
         super().__init__()
-        self.lam = check_nonnegative(lam, "lam")
+        self.lam = check_number(LAM, lam)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self_labeling_loss(logits, y, lam=self.lam, reduction=self.reduction)
+        return self_labeling_loss(
+            logits, y, lam=self.lam, reduction=self.reduction, validate=self.validate
+        )
 
 
 # ----------------------------------------------------------------------------- pseudo-labels
@@ -480,11 +468,10 @@ def em_pseudo_labels(
     :math:`F(y) - \min F`. Vectorised over the batch; one host sync per E+M step. Computes in
     ``compute_dtype(probs)`` (use float64 for tight tolerances).
     """
-    lam_f = check_nonnegative(lam, "lam")
-    tol_f = check_temperature(tol, "tol")
-    n_iter = check_max_iter(max_iter)
-    if not isinstance(accelerate, bool):
-        raise ValueError(f"accelerate must be a bool, got {type(accelerate).__name__}")
+    lam_f = check_number(LAM, lam)
+    tol_f = check_number(TOL, tol)
+    n_iter = check_int_param(MAX_ITER, max_iter)
+    check_bool(accelerate, "accelerate")
     _, logs, y = _prepare(probs, y0, lam_f, validate)
     floor = 0.5 * math.log(torch.finfo(y.dtype).tiny)
     ly = torch.log(y)
@@ -596,10 +583,10 @@ def pgd_pseudo_labels(
     after ``max_iter`` iterations, or when a step would make :math:`F` non-finite (that step is
     rejected and ``converged=False``). Unlike EM, :math:`F` need not decrease monotonically.
     """
-    lam_f = check_nonnegative(lam, "lam")
-    eta = check_temperature(step, "step")
-    tol_f = check_temperature(tol, "tol")
-    n_iter = check_max_iter(max_iter)
+    lam_f = check_number(LAM, lam)
+    eta = check_number(STEP, step)
+    tol_f = check_number(TOL, tol)
+    n_iter = check_int_param(MAX_ITER, max_iter)
     sigma, logs, y = _prepare(probs, y0, lam_f, validate)
     f, g = _objective_and_gradient(sigma, logs, y, lam_f)
     history, work = [float(f)], [0]
@@ -638,7 +625,7 @@ def pseudo_label_objective(
 ) -> torch.Tensor:
     r"""The pseudo-label objective :math:`F(y)` of :func:`em_pseudo_labels` (**reconstructed**),
     a 0-d tensor in the compute dtype (``+inf`` outside its domain)."""
-    lam_f = check_nonnegative(lam, "lam")
+    lam_f = check_number(LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     return _objective(torch.log(sigma), yy, lam_f)
 
@@ -648,7 +635,7 @@ def pseudo_label_gradient(
 ) -> torch.Tensor:
     r""":math:`\nabla_y F`, entries :math:`-\frac1N(\sigma_{ik}/\sigma_i^\top y_i
     + \lambda u_k/\bar y_k)`."""
-    lam_f = check_nonnegative(lam, "lam")
+    lam_f = check_number(LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     return _gradient(sigma, torch.log(sigma), yy, lam_f)
 
@@ -664,7 +651,7 @@ def pseudo_label_kkt_residual(
     complementary slackness plus dual feasibility; 0 exactly at a KKT point, which (:math:`F`
     convex, linear constraints) is a global minimiser.
     """
-    lam_f = check_nonnegative(lam, "lam")
+    lam_f = check_number(LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     g = _gradient(sigma, torch.log(sigma), yy, lam_f)
     mu = (yy * g).sum(-1, keepdim=True)
@@ -678,7 +665,7 @@ def pseudo_label_gap(
     r"""Frank-Wolfe duality gap :math:`\sum_i(\mu_i - \min_k g_{ik})` with :math:`g = \nabla F`,
     :math:`\mu_i = \sum_k y_{ik}g_{ik}`: by convexity of :math:`F` it bounds the suboptimality,
     :math:`0 \le F(y) - \min F \le` gap (a certificate, not an estimate)."""
-    lam_f = check_nonnegative(lam, "lam")
+    lam_f = check_number(LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     g = _gradient(sigma, torch.log(sigma), yy, lam_f)
     mu = (yy * g).sum(-1)

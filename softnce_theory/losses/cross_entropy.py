@@ -13,17 +13,17 @@ All are computed in at least float32 with :func:`~softnce_theory.losses._common.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
 from softnce_theory.losses._common import (
+    EPSILON,
     Reduction,
     Temperature,
     check_float,
     check_labels,
     check_nonempty,
+    check_param,
     check_reduction,
     check_same_device,
     check_same_shape,
@@ -48,15 +48,6 @@ __all__ = [
 def _neg_log_probs(logits: torch.Tensor, temperature: Temperature) -> torch.Tensor:
     """``-log softmax(f / t)`` in at least float32, precise also for tiny values."""
     return neg_log_softmax(logits.to(compute_dtype(logits)) / temperature)
-
-
-def _check_epsilon(epsilon: object) -> float:
-    """A label-smoothing weight: a real number (Python or numpy scalar) in [0, 1]."""
-    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
-        raise ValueError(f"epsilon must be a real number in [0, 1], got {epsilon!r}")
-    if not 0.0 <= float(epsilon) <= 1.0:
-        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
-    return float(epsilon)
 
 
 def soft_target_cross_entropy(
@@ -126,7 +117,7 @@ def label_smoothing_cross_entropy(
     logits: torch.Tensor,
     labels: torch.Tensor,
     *,
-    epsilon: float,
+    epsilon: float | torch.Tensor,
     temperature: Temperature = 1.0,
     reduction: Reduction = "mean",
     validate: bool = True,
@@ -148,11 +139,11 @@ def label_smoothing_cross_entropy(
     check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate, ref=logits)
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
-    epsilon = _check_epsilon(epsilon)
+    eps = check_param(EPSILON, epsilon, validate=validate)
     nlp = _neg_log_probs(logits, t)
     hard = nlp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
     uniform = nlp.mean(-1)
-    loss = (1.0 - epsilon) * hard + epsilon * uniform
+    loss = (1.0 - eps) * hard + eps * uniform
     return reduce(loss, reduction).to(logits.dtype)
 
 
@@ -165,15 +156,21 @@ class SoftTargetCrossEntropy(nn.Module):
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
     ) -> None:
         super().__init__()
+        self.validate = validate
         self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return soft_target_cross_entropy(
-            logits, targets, temperature=self.temperature, reduction=self.reduction
+            logits,
+            targets,
+            temperature=self.temperature,
+            reduction=self.reduction,
+            validate=self.validate,
         )
 
 
@@ -186,14 +183,22 @@ class HardNLL(nn.Module):
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
     ) -> None:
         super().__init__()
+        self.validate = validate
         self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nll_loss(logits, labels, temperature=self.temperature, reduction=self.reduction)
+        return nll_loss(
+            logits,
+            labels,
+            temperature=self.temperature,
+            reduction=self.reduction,
+            validate=self.validate,
+        )
 
 
 class LabelSmoothingCrossEntropy(nn.Module):
@@ -201,14 +206,16 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
     def __init__(
         self,
-        epsilon: float,
+        epsilon: float | torch.Tensor,
         temperature: Temperature = 1.0,
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
     ) -> None:
         super().__init__()
-        self.epsilon = _check_epsilon(epsilon)
+        self.validate = validate
+        self.epsilon = check_param(EPSILON, epsilon)
         self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
@@ -220,4 +227,5 @@ class LabelSmoothingCrossEntropy(nn.Module):
             epsilon=self.epsilon,
             temperature=self.temperature,
             reduction=self.reduction,
+            validate=self.validate,
         )

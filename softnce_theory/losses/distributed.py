@@ -61,22 +61,30 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from softnce_theory.losses import aljundi as al
-from softnce_theory.losses import infonce as nce
-from softnce_theory.losses import sincere as sc
 from softnce_theory.losses import soft_target_infonce as sti
 from softnce_theory.losses._common import (
     Reduction,
+    Similarity,
     Temperature,
+    Variant,
+    base_scale,
     check_float,
+    check_log_q,
     check_nonempty,
+    check_query_key,
     check_reduction,
     check_same_shape,
+    check_similarity,
     check_tau,
+    check_variant,
     compute_dtype,
+    embed,
+    prepare_labelled,
+    prepare_prototypes,
     resolve_temperature,
-    unit_rows,
 )
+from softnce_theory.losses.aljundi import esupcon_formula
+from softnce_theory.losses.sincere import sincere_rows, supcon_rows
 from softnce_theory.losses.tiled import resolve_tile
 from softnce_theory.losses.tiled._rows import (
     esupcon_rows,
@@ -215,13 +223,7 @@ def _labelled(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Shards, Temperature]:
     """Validate, flatten views, normalise, gather: ``(z_local, y_local, z_all, y_all, shards,
     tau)``."""
-    x = sc._check_embeddings(embeddings)
-    lab = sc.check_class_labels(labels, x.shape[0], x.device, validate=validate)
-    t = check_tau(temperature, validate=validate)
-    check_reduction(reduction)
-    z, y = sc.flatten_views(x.to(compute_dtype(x)), lab)
-    if normalize:
-        z = unit_rows(z)
+    z, y, t = prepare_labelled(embeddings, labels, temperature, normalize, reduction, validate)
     sh = _shards(z, "embeddings", group)
     z_all = _gather(z, sh, grad=True)
     y_all = _gather(y.long(), sh, grad=False)
@@ -229,7 +231,7 @@ def _labelled(
 
 
 def _labelled_loss(
-    kind: sc.Variant | str,
+    kind: Variant | str,
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     temperature: Temperature,
@@ -243,7 +245,7 @@ def _labelled_loss(
     z, y, z_all, y_all, sh, t = _labelled(
         embeddings, labels, temperature, normalize, reduction, validate, group
     )
-    scale = sc._scale(t, base_temperature)
+    scale = base_scale(t, base_temperature, validate=validate)
     count = int((positive_counts(y_all, y_all) > 0).sum())  # global anchors with a positive
     off, family = sh.offset, "sincere" if kind == "sincere" else "supcon"
     tile_k = _tile(tile, family, z.shape[0], z_all.shape[0], z.device)
@@ -252,9 +254,9 @@ def _labelled_loss(
     else:
         logits = (z @ z_all.transpose(0, 1)) / t
         if kind == "sincere":
-            rows = sc.sincere_rows(logits, y_all, row_labels=y, offset=off)
+            rows = sincere_rows(logits, y_all, row_labels=y, offset=off)
         else:
-            rows = sc.supcon_rows(logits, y_all, kind, row_labels=y, offset=off)  # type: ignore[arg-type]
+            rows = supcon_rows(logits, y_all, kind, row_labels=y, offset=off)  # type: ignore[arg-type]
     return _finish(rows, count, sh, reduction, scale).to(embeddings.dtype)
 
 
@@ -263,7 +265,7 @@ def supcon_loss(
     labels: torch.Tensor,
     *,
     temperature: Temperature = 0.1,
-    variant: sc.Variant = "out",
+    variant: Variant = "out",
     normalize: bool = True,
     base_temperature: float | None = None,
     reduction: Reduction = "mean",
@@ -281,7 +283,7 @@ def supcon_loss(
     returned values is the global loss (module doc). ``group``: the process group (default:
     the default group).
     """
-    v = sc._check_variant(variant)
+    v = check_variant(variant)
     args = (temperature, normalize, base_temperature, reduction, validate, tile, group)
     return _labelled_loss(v, embeddings, labels, *args)
 
@@ -329,7 +331,9 @@ def esupcon_loss(
     over all rows of the global batch.
     """
     check_reduction(reduction)
-    z, w, y, t = al._prepare(embeddings, labels, prototypes, temperature, normalize, validate, True)
+    z, w, y, t = prepare_prototypes(
+        embeddings, labels, prototypes, temperature, normalize, validate, True
+    )
     y = y.long()
     sh = _shards(z, "embeddings", group)
     z_all = _gather(z, sh, grad=True)
@@ -340,30 +344,18 @@ def esupcon_loss(
     if tile_k is not None:
         rows = esupcon_rows(z, y, z_all, y_all, off, w, 1.0 / t, tile_k)
     else:
-        rows = al.esupcon_formula(
+        rows = esupcon_formula(
             (z @ z_all.transpose(0, 1)) / t,
             (z @ w.transpose(0, 1)) / t,
             y_all,
             row_labels=y,
             offset=off,
+            validate=False,  # the labels were checked above; the gathered ones are consistent
         )
     return _finish(rows, sh.total, sh, reduction).to(embeddings.dtype)
 
 
 # ----------------------------------------------------------------------------- InfoNCE
-
-
-def _check_pair(query: object, key: object, qname: str, kname: str) -> None:
-    check_float(query, qname, 2)
-    assert isinstance(query, torch.Tensor)
-    check_nonempty(query, qname)
-    if query.shape[1] == 0:
-        raise ValueError(f"{qname} must have a non-empty embedding dimension D (got D = 0)")
-    if qname == "a":
-        nce._check_embeddings_pair(query, key)
-    else:
-        nce._check_embeddings(key, kname, query, 2)
-        check_same_shape(query, key, qname, kname)  # type: ignore[arg-type]
 
 
 def _infonce_rows(
@@ -391,7 +383,7 @@ def info_nce(
     *,
     temperature: Temperature | None = None,
     logit_scale: Temperature | None = None,
-    similarity: nce.Similarity = "cosine",
+    similarity: Similarity = "cosine",
     key_log_q: torch.Tensor | None = None,
     reduction: Reduction = "mean",
     validate: bool = True,
@@ -409,16 +401,16 @@ def info_nce(
     (default 0.1) or CLIP's ``logit_scale``; mean over the global batch (module doc).
     """
     t = resolve_temperature(temperature, logit_scale, default=0.1, validate=validate)
-    _check_pair(query, positive_key, "query", "positive_key")
-    nce._check_similarity(similarity)
+    check_query_key(query, positive_key, "query", "positive_key")
+    check_similarity(similarity)
     check_reduction(reduction)
     b = query.shape[0]
     dt = compute_dtype(query)
-    q = nce._embed(query, dt, similarity)
-    k = nce._embed(positive_key, dt, similarity)
+    q = embed(query, dt, similarity)
+    k = embed(positive_key, dt, similarity)
     ext = k
     if key_log_q is not None:
-        klq = nce._check_log_q(key_log_q, "key_log_q", (b,), query, validate).to(dt).expand(b)
+        klq = check_log_q(key_log_q, "key_log_q", (b,), query, validate).to(dt).expand(b)
         ext = torch.cat([k, klq.unsqueeze(1)], dim=1)  # one collective for keys and log q
     sh = _shards(ext, "positive_key", group)
     ext_all = _gather(ext, sh, grad=True)
@@ -435,7 +427,7 @@ def symmetric_info_nce(
     *,
     temperature: Temperature | None = None,
     logit_scale: Temperature | None = None,
-    similarity: nce.Similarity = "cosine",
+    similarity: Similarity = "cosine",
     reduction: Reduction = "mean",
     validate: bool = True,
     tile: int | None = None,
@@ -449,11 +441,11 @@ def symmetric_info_nce(
     batch (also for unequal shard sizes). ``temperature`` (default 0.1) or ``logit_scale``.
     """
     t = resolve_temperature(temperature, logit_scale, default=0.1, validate=validate)
-    _check_pair(a, b, "a", "b")
-    nce._check_similarity(similarity)
+    check_query_key(a, b, "a", "b")
+    check_similarity(similarity)
     check_reduction(reduction)
     dt = compute_dtype(a)
-    qa, qb = nce._embed(a, dt, similarity), nce._embed(b, dt, similarity)
+    qa, qb = embed(a, dt, similarity), embed(b, dt, similarity)
     d = qa.shape[1]
     sh = _shards(qa, "a", group)
     both = _gather(torch.cat([qa, qb], dim=1), sh, grad=True)  # one collective for a and b

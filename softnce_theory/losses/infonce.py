@@ -25,24 +25,28 @@ Conventions shared by the three losses:
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
 from softnce_theory.losses._common import (
+    NegativeMode,
     Reduction,
+    Similarity,
     Temperature,
     check_float,
+    check_like,
+    check_log_q,
+    check_negative_mode,
     check_nonempty,
+    check_query_key,
     check_reduction,
-    check_same_shape,
+    check_similarity,
     compute_dtype,
+    embed,
     module_temperature,
     reduce,
     resolve_temperature,
-    unit_rows,
-    values_checked,
+    softplus,
 )
 from softnce_theory.losses.tiled import resolve_tile, tiled_info_nce, tiled_symmetric_info_nce
 
@@ -55,10 +59,8 @@ __all__ = [
     "symmetric_info_nce",
 ]
 
-Similarity = Literal["cosine", "dot"]
-NegativeMode = Literal["unpaired", "paired"]
-SIMILARITIES = ("cosine", "dot")
-NEGATIVE_MODES = ("unpaired", "paired")
+# ``Similarity`` and ``NegativeMode`` are declared in ``_common`` (shared with the tiled and
+# distributed paths) and re-exported here.
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -70,12 +72,11 @@ def _log1p_sum_exp(d: torch.Tensor) -> torch.Tensor:
     A row whose entries are all ``-inf`` (every negative masked by a ``-inf`` score, or no
     negative at all) gives exactly 0 with a zero gradient, first and second order: such rows
     get a finite placeholder before ``logsumexp`` (whose backward is
-    :math:`e^{-\infty - (-\infty)}` = NaN there) and are masked afterwards.
+    :math:`e^{-\infty - (-\infty)}` = NaN there) and :func:`softplus` of ``-inf`` is 0.
     """
     dead = (d == float("-inf")).all(dim=1)
     rest = torch.logsumexp(torch.where(dead.unsqueeze(1), torch.zeros_like(d), d), dim=1)
-    zero = torch.zeros_like(rest)
-    return torch.where(dead, zero, torch.logaddexp(zero, rest))
+    return softplus(torch.where(dead, torch.full_like(rest, float("-inf")), rest))
 
 
 def _positive_first_loss(z: torch.Tensor) -> torch.Tensor:
@@ -88,68 +89,6 @@ def _diagonal_loss(z: torch.Tensor) -> torch.Tensor:
     d = z - torch.diagonal(z).unsqueeze(1)
     eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
     return _log1p_sum_exp(d.masked_fill(eye, float("-inf")))
-
-
-def _check_log_q(
-    x: object,
-    name: str,
-    shape: tuple[int, ...],
-    ref: torch.Tensor,
-    validate: bool,
-    ref_name: str = "query",
-) -> torch.Tensor:
-    """``x`` is a floating tensor that broadcasts to ``shape``, on ``ref``'s device, finite."""
-    t = check_float(x, name)
-    try:
-        ok = t.dim() <= len(shape) and tuple(torch.broadcast_shapes(t.shape, shape)) == shape
-    except RuntimeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must broadcast to shape {shape}, got {tuple(t.shape)}")
-    if t.device != ref.device:
-        raise ValueError(
-            f"{name} must be on the same device as {ref_name} ({ref.device}), got {t.device}"
-        )
-    if values_checked(validate) and t.numel() and not bool(torch.isfinite(t).all()):
-        if bool((t == float("-inf")).any()):
-            raise ValueError(
-                f"{name} contains -inf (q = 0): a candidate with zero proposal probability "
-                "cannot have been sampled; remove it, or give it a -inf score to mask it"
-            )
-        raise ValueError(f"{name} must be finite (found NaN or +inf)")
-    return t
-
-
-def _check_embeddings(x: object, name: str, ref: torch.Tensor | None, ndim: int) -> torch.Tensor:
-    t = check_float(x, name, ndim)
-    if ref is not None:
-        if t.dtype != ref.dtype:
-            raise ValueError(
-                f"{name} must have the same dtype as query ({ref.dtype}), got {t.dtype}"
-            )
-        if t.device != ref.device:
-            raise ValueError(
-                f"{name} must be on the same device as query ({ref.device}), got {t.device}"
-            )
-        if t.shape[-1] != ref.shape[-1]:
-            raise ValueError(
-                f"{name} must have embedding dimension D={ref.shape[-1]} (as query), "
-                f"got shape {tuple(t.shape)}"
-            )
-    return t
-
-
-def _check_similarity(similarity: str) -> None:
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-
-
-def _embed(x: torch.Tensor, dt: torch.dtype, similarity: str) -> torch.Tensor:
-    """Cast to the compute dtype, then L2-normalise rows for cosine similarity with
-    :func:`~softnce_theory.losses._common.unit_rows` (exact for every norm the dtype holds;
-    zero rows stay zero with the identity Jacobian)."""
-    x = x.to(dt)
-    return unit_rows(x) if similarity == "cosine" else x
 
 
 # ------------------------------------------------------------------------------ ranking NCE
@@ -193,7 +132,7 @@ def ranking_nce(
     if log_q is None:
         s = scores.to(compute_dtype(scores))
     else:
-        lq = _check_log_q(log_q, "log_q", tuple(scores.shape), scores, validate, "scores")
+        lq = check_log_q(log_q, "log_q", tuple(scores.shape), scores, validate, "scores")
         dt = compute_dtype(scores, lq)
         s = scores.to(dt) - lq.to(dt)
     return reduce(_positive_first_loss(s), reduction).to(scores.dtype)
@@ -275,20 +214,14 @@ def info_nce(
             tile=tile_k,
         )
 
-    check_float(query, "query", 2)
-    check_nonempty(query, "query")
-    if query.shape[1] == 0:
-        raise ValueError("query must have a non-empty embedding dimension D (got D = 0)")
-    _check_embeddings(positive_key, "positive_key", query, 2)
-    check_same_shape(query, positive_key, "query", "positive_key")
-    _check_similarity(similarity)
-    if negative_mode not in NEGATIVE_MODES:
-        raise ValueError(f"negative_mode must be one of {NEGATIVE_MODES}, got {negative_mode!r}")
+    check_query_key(query, positive_key, "query", "positive_key")
+    check_similarity(similarity)
+    check_negative_mode(negative_mode)
     check_reduction(reduction)
     b = query.shape[0]
     if negative_keys is not None:
         nd = 2 if negative_mode == "unpaired" else 3
-        _check_embeddings(negative_keys, "negative_keys", query, nd)
+        check_like(negative_keys, "negative_keys", query, "query", nd)
         if nd == 3 and negative_keys.shape[0] != b:
             raise ValueError(
                 f"negative_keys must have shape (B={b}, M, D) for negative_mode='paired', "
@@ -296,25 +229,25 @@ def info_nce(
             )
     elif negative_log_q is not None:
         raise ValueError("negative_log_q requires negative_keys (got negative_keys=None)")
-    klq = None if key_log_q is None else _check_log_q(key_log_q, "key_log_q", (b,), query, validate)
+    klq = None if key_log_q is None else check_log_q(key_log_q, "key_log_q", (b,), query, validate)
 
     dt = compute_dtype(query)
-    q = _embed(query, dt, similarity)
-    k = _embed(positive_key, dt, similarity)
+    q = embed(query, dt, similarity)
+    k = embed(positive_key, dt, similarity)
     if negative_keys is None:
         z = (q @ k.T) / t
         if klq is not None:
             z = z - klq.to(dt).unsqueeze(0)
         loss = _diagonal_loss(z)
     else:
-        n = _embed(negative_keys, dt, similarity)
+        n = embed(negative_keys, dt, similarity)
         m = n.shape[-2]
         pos = (q * k).sum(-1, keepdim=True) / t
         neg = (q @ n.T) / t if n.dim() == 2 else (n @ q.unsqueeze(-1)).squeeze(-1) / t
         if klq is not None:
             pos = pos - klq.to(dt).unsqueeze(1)
         if negative_log_q is not None:
-            nlq = _check_log_q(negative_log_q, "negative_log_q", (b, m), query, validate)
+            nlq = check_log_q(negative_log_q, "negative_log_q", (b, m), query, validate)
             neg = neg - nlq.to(dt)
         loss = _positive_first_loss(torch.cat([pos, neg], dim=1))
     return reduce(loss, reduction).to(query.dtype)
@@ -365,41 +298,29 @@ def symmetric_info_nce(
             tile=tile_k,
         )
 
-    check_float(a, "a", 2)
-    check_nonempty(a, "a")
-    if a.shape[1] == 0:
-        raise ValueError("a must have a non-empty embedding dimension D (got D = 0)")
-    _check_embeddings_pair(a, b)
-    _check_similarity(similarity)
+    check_query_key(a, b, "a", "b")
+    check_similarity(similarity)
     check_reduction(reduction)
     dt = compute_dtype(a)
-    z = (_embed(a, dt, similarity) @ _embed(b, dt, similarity).T) / t
+    z = (embed(a, dt, similarity) @ embed(b, dt, similarity).T) / t
     loss = (_diagonal_loss(z) + _diagonal_loss(z.T)) / 2
     return reduce(loss, reduction).to(a.dtype)
-
-
-def _check_embeddings_pair(a: torch.Tensor, b: object) -> None:
-    t = check_float(b, "b", 2)
-    if t.dtype != a.dtype:
-        raise ValueError(f"b must have the same dtype as a ({a.dtype}), got {t.dtype}")
-    if t.device != a.device:
-        raise ValueError(f"b must be on the same device as a ({a.device}), got {t.device}")
-    check_same_shape(a, t, "a", "b")
 
 
 # ------------------------------------------------------------------------------ modules
 
 
 class RankingNCE(nn.Module):
-    """Module form of :func:`ranking_nce`."""
+    """Module form of :func:`ranking_nce` (``log_q`` is a forward argument)."""
 
-    def __init__(self, reduction: Reduction = "mean") -> None:
+    def __init__(self, reduction: Reduction = "mean", *, validate: bool = True) -> None:
         super().__init__()
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
 
     def forward(self, scores: torch.Tensor, log_q: torch.Tensor | None = None) -> torch.Tensor:
-        return ranking_nce(scores, log_q=log_q, reduction=self.reduction)
+        return ranking_nce(scores, log_q=log_q, reduction=self.reduction, validate=self.validate)
 
 
 def _module_scale(
@@ -411,11 +332,13 @@ def _module_scale(
         return module_temperature(0.1 if temperature is None else temperature, learn), None
     if temperature is not None:
         resolve_temperature(temperature, logit_scale, default=0.1)  # raises: not both
-    return None, module_temperature(logit_scale, learn, "logit_scale", logit=True)
+    return None, module_temperature(logit_scale, learn, logit=True)
 
 
 class InfoNCE(nn.Module):
-    """Module form of :func:`info_nce`.
+    """Module form of :func:`info_nce`: every keyword of the function is a constructor argument
+    (the per-batch ``negative_keys``, ``key_log_q`` and ``negative_log_q`` are forward
+    arguments).
 
     ``temperature`` (default 0.1) or CLIP's ``logit_scale`` (not both); with
     ``learn_temperature=True`` the one given becomes an ``nn.Parameter`` (a tensor passed in,
@@ -431,20 +354,19 @@ class InfoNCE(nn.Module):
         *,
         logit_scale: Temperature | None = None,
         learn_temperature: bool = False,
+        validate: bool = True,
+        tile: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature, self.logit_scale = _module_scale(
             temperature, logit_scale, learn_temperature
         )
-        _check_similarity(similarity)
-        if negative_mode not in NEGATIVE_MODES:
-            raise ValueError(
-                f"negative_mode must be one of {NEGATIVE_MODES}, got {negative_mode!r}"
-            )
+        self.similarity: Similarity = check_similarity(similarity)
+        self.negative_mode: NegativeMode = check_negative_mode(negative_mode)
         check_reduction(reduction)
-        self.similarity: Similarity = similarity
-        self.negative_mode: NegativeMode = negative_mode
         self.reduction: Reduction = reduction
+        self.validate = validate
+        self.tile = tile
 
     def forward(
         self,
@@ -465,13 +387,15 @@ class InfoNCE(nn.Module):
             key_log_q=key_log_q,
             negative_log_q=negative_log_q,
             reduction=self.reduction,
+            validate=self.validate,
+            tile=self.tile,
         )
 
 
 class SymmetricInfoNCE(nn.Module):
-    """Module form of :func:`symmetric_info_nce` (``temperature``/``logit_scale`` and
-    ``learn_temperature`` as in :class:`InfoNCE`; CLIP learns ``logit_scale``, initialised to
-    ``log(1/0.07)``)."""
+    """Module form of :func:`symmetric_info_nce` (``temperature``/``logit_scale``,
+    ``learn_temperature``, ``validate`` and ``tile`` as in :class:`InfoNCE`; CLIP learns
+    ``logit_scale``, initialised to ``log(1/0.07)``)."""
 
     def __init__(
         self,
@@ -481,15 +405,18 @@ class SymmetricInfoNCE(nn.Module):
         *,
         logit_scale: Temperature | None = None,
         learn_temperature: bool = False,
+        validate: bool = True,
+        tile: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature, self.logit_scale = _module_scale(
             temperature, logit_scale, learn_temperature
         )
-        _check_similarity(similarity)
+        self.similarity: Similarity = check_similarity(similarity)
         check_reduction(reduction)
-        self.similarity: Similarity = similarity
         self.reduction: Reduction = reduction
+        self.validate = validate
+        self.tile = tile
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return symmetric_info_nce(
@@ -499,4 +426,6 @@ class SymmetricInfoNCE(nn.Module):
             logit_scale=self.logit_scale,
             similarity=self.similarity,
             reduction=self.reduction,
+            validate=self.validate,
+            tile=self.tile,
         )

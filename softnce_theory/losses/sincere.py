@@ -43,24 +43,28 @@ masks, :math:`n = B V`.
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any
 
 import torch
 from torch import nn
 
 from softnce_theory.losses._common import (
+    BASE_TEMPERATURE,
     Reduction,
     Temperature,
-    check_bool,
+    Variant,
+    apply_scale,
+    base_scale,
+    check_class_labels,
     check_float,
-    check_labels,
+    check_param,
     check_reduction,
-    check_tau,
-    check_temperature,
+    check_variant,
     compute_dtype,
+    flatten_views,
     module_temperature,
-    unit_rows,
-    values_checked,
+    prepare_labelled,
+    softplus,
 )
 from softnce_theory.losses.tiled import resolve_tile, tiled_sincere_loss, tiled_supcon_loss
 
@@ -74,81 +78,13 @@ __all__ = [
     "supcon_loss",
 ]
 
-Variant = Literal["out", "in"]
+# ``Variant`` and ``flatten_views`` live in ``_common`` (shared with the tiled and distributed
+# paths) and are re-exported here, where they belong to the public API.
 
 
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_embeddings(embeddings: object) -> torch.Tensor:
-    x = check_float(embeddings, "embeddings", (2, 3))
-    if x.shape[0] == 0:
-        raise ValueError("embeddings must be a non-empty batch (dimension 0 has size 0)")
-    if x.dim() == 3 and x.shape[1] == 0:
-        raise ValueError("embeddings must have at least one view (dimension 1 has size 0)")
-    if x.shape[-1] == 0:
-        raise ValueError("embeddings must have a non-empty feature dimension (last dim is 0)")
-    return x
-
-
-def check_class_labels(
-    labels: object,
-    n: int,
-    device: torch.device | None = None,
-    *,
-    validate: bool = True,
-    ref_name: str = "embeddings",
-) -> torch.Tensor:
-    """1-D integer labels of length ``n`` (on ``device``, the device of ``ref_name``) with
-    non-negative values."""
-    lab = check_labels(labels, "labels", n, validate=False)
-    if device is not None and lab.device != device:
-        raise ValueError(f"labels must be on the device of {ref_name} ({device}), got {lab.device}")
-    if values_checked(validate) and lab.numel() and int(lab.min()) < 0:
-        raise ValueError(f"labels must be non-negative, found {int(lab.min())}")
-    return lab
-
-
-def _check_variant(variant: object) -> Variant:
-    if variant not in ("out", "in"):
-        raise ValueError(f"variant must be 'out' or 'in', got {variant!r}")
-    return cast(Variant, variant)
-
-
-def _scale(temperature: Temperature, base_temperature: object) -> Temperature:
-    if base_temperature is None:
-        return 1.0
-    return temperature / check_temperature(base_temperature, "base_temperature")
-
-
-def flatten_views(
-    embeddings: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, V, D)`` -> ``(B*V, D)`` with row ``b*V + v`` = ``embeddings[b, v]`` and labels
-    repeated per view; ``(B, D)`` is returned unchanged."""
-    if embeddings.dim() == 3:
-        b, v, d = embeddings.shape
-        return embeddings.reshape(b * v, d), labels.repeat_interleave(v)
-    return embeddings, labels
-
-
-def _prepare(
-    embeddings: object,
-    labels: object,
-    temperature: object,
-    normalize: bool,
-    reduction: str,
-    validate: bool,
-) -> tuple[torch.Tensor, torch.Tensor, Temperature]:
-    x = _check_embeddings(embeddings)
-    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
-    t = check_tau(temperature, validate=validate)
-    check_reduction(reduction)
-    check_bool(normalize, "normalize")
-    z, lab = flatten_views(x.to(compute_dtype(x)), lab)
-    if normalize:
-        z = unit_rows(z)
-    return (z @ z.transpose(0, 1)) / t, lab, t
+def _logits(z: torch.Tensor, t: Temperature) -> torch.Tensor:
+    r"""The dense ``(n, n)`` logit matrix :math:`s_{ij} = z_i^\top z_j/\tau`."""
+    return (z @ z.transpose(0, 1)) / t
 
 
 # ----------------------------------------------------------------------------- log-space core
@@ -164,16 +100,7 @@ def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(has.squeeze(1), out, torch.full_like(out, float("-inf")))
 
 
-def softplus(x: torch.Tensor) -> torch.Tensor:
-    """``log(1 + e^x)`` = ``logaddexp(0, x)``: exact for tiny results; ``-inf`` (an empty
-    negative set) gives exactly 0 with zero first *and* second derivatives (``logaddexp``'s
-    own double backward is ``inf/inf`` there)."""
-    zero = torch.zeros_like(x)
-    dead = x == float("-inf")
-    return torch.where(dead, zero, torch.logaddexp(zero, torch.where(dead, zero, x)))
-
-
-def _masks(
+def label_masks(
     labels: torch.Tensor, n: int, row_labels: torch.Tensor | None = None, offset: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(positives, negatives)`` of the ``(n, n)`` logits, or with ``row_labels`` (``(m,)``) of
@@ -233,7 +160,7 @@ class _Spread(torch.autograd.Function):
         return grad.unsqueeze(1) * g, None
 
 
-def _spread(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+def positive_spread(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     r""":math:`L_P-\overline{s_{iP}}\ge\log|P|` per row (0 where :math:`|P|\le 1`)."""
     return _Spread.apply(logits, pos)
 
@@ -256,7 +183,7 @@ def supcon_rows(
     Anchor subset (distributed): ``logits`` ``(m, n)`` are the rows ``[offset, offset + m)``
     of the full matrix, ``row_labels`` their labels, ``labels`` those of all ``n`` columns.
     """
-    pos, neg = _masks(labels, logits.shape[1], row_labels, offset)
+    pos, neg = label_masks(labels, logits.shape[1], row_labels, offset)
     n_pos = pos.sum(dim=1)
     valid = n_pos > 0
     lse_pos = masked_logsumexp(logits, pos)
@@ -265,7 +192,7 @@ def supcon_rows(
     count = n_pos.clamp(min=1).to(logits.dtype)
     head = softplus(lse_neg - lse_pos)  # log(1 + Z_N / Z_P) >= 0, exact when tiny
     if variant == "out":
-        rows = head + _spread(logits, pos)
+        rows = head + positive_spread(logits, pos)
     else:
         rows = head + torch.log(count)
     return torch.where(valid, rows, torch.zeros_like(rows))
@@ -280,7 +207,7 @@ def sincere_rows(
 ) -> torch.Tensor:
     r"""Per-anchor SINCERE losses: :math:`\frac1{|P|}\sum_p\mathrm{softplus}(L_N-s_{ip})`
     (anchor subsets as in :func:`supcon_rows`)."""
-    pos, neg = _masks(labels, logits.shape[1], row_labels, offset)
+    pos, neg = label_masks(labels, logits.shape[1], row_labels, offset)
     n_pos = pos.sum(dim=1)
     lse_neg = masked_logsumexp(logits, neg)
     gap = torch.where(pos, lse_neg.unsqueeze(1) - logits, torch.full_like(logits, float("-inf")))
@@ -356,14 +283,11 @@ def supcon_loss(
             tile=tile_k,
         )
 
-    v = _check_variant(variant)
-    logits, lab, t = _prepare(embeddings, labels, temperature, normalize, reduction, validate)
-    scale = _scale(t, base_temperature)
-    rows = supcon_rows(logits, lab, v)
-    out = _reduce(rows, _valid(lab), reduction)
-    if isinstance(scale, torch.Tensor) or scale != 1.0:
-        out = out * scale
-    return out.to(embeddings.dtype)
+    v = check_variant(variant)
+    z, lab, t = prepare_labelled(embeddings, labels, temperature, normalize, reduction, validate)
+    scale = base_scale(t, base_temperature, validate=validate)
+    rows = supcon_rows(_logits(z, t), lab, v)
+    return apply_scale(_reduce(rows, _valid(lab), reduction), scale).to(embeddings.dtype)
 
 
 def sincere_loss(
@@ -403,13 +327,10 @@ def sincere_loss(
             tile=tile_k,
         )
 
-    logits, lab, t = _prepare(embeddings, labels, temperature, normalize, reduction, validate)
-    scale = _scale(t, base_temperature)
-    rows = sincere_rows(logits, lab)
-    out = _reduce(rows, _valid(lab), reduction)
-    if isinstance(scale, torch.Tensor) or scale != 1.0:
-        out = out * scale
-    return out.to(embeddings.dtype)
+    z, lab, t = prepare_labelled(embeddings, labels, temperature, normalize, reduction, validate)
+    scale = base_scale(t, base_temperature, validate=validate)
+    rows = sincere_rows(_logits(z, t), lab)
+    return apply_scale(_reduce(rows, _valid(lab), reduction), scale).to(embeddings.dtype)
 
 
 def _check_logits(logits: object) -> torch.Tensor:
@@ -432,7 +353,7 @@ def supcon_from_logits(
     similarity and temperature already applied."""
     x = _check_logits(logits)
     lab = check_class_labels(labels, x.shape[0], x.device, validate=validate, ref_name="logits")
-    v = _check_variant(variant)
+    v = check_variant(variant)
     check_reduction(reduction)
     rows = supcon_rows(x.to(compute_dtype(x)), lab, v)
     return _reduce(rows, _valid(lab), reduction).to(x.dtype)
@@ -454,8 +375,9 @@ def sincere_from_logits(
 
 
 class SupConLoss(nn.Module):
-    """Module form of :func:`supcon_loss` (``learn_temperature=True``: :math:`\tau` is an
-    ``nn.Parameter``; a tensor ``temperature`` passed in is used as is)."""
+    r"""Module form of :func:`supcon_loss`: every keyword of the function is a constructor
+    argument (``learn_temperature=True``: :math:`\tau` is an ``nn.Parameter``; a tensor
+    ``temperature`` passed in is used as is)."""
 
     def __init__(
         self,
@@ -466,16 +388,20 @@ class SupConLoss(nn.Module):
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
+        tile: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature = module_temperature(temperature, learn_temperature)
-        self.variant: Variant = _check_variant(variant)
+        self.variant: Variant = check_variant(variant)
         self.normalize = normalize
         if base_temperature is not None:
-            check_temperature(base_temperature, "base_temperature")
+            check_param(BASE_TEMPERATURE, base_temperature)
         self.base_temperature = base_temperature
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
+        self.tile = tile
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return supcon_loss(
@@ -486,11 +412,14 @@ class SupConLoss(nn.Module):
             normalize=self.normalize,
             base_temperature=self.base_temperature,
             reduction=self.reduction,
+            validate=self.validate,
+            tile=self.tile,
         )
 
 
 class SINCERELoss(nn.Module):
-    """Module form of :func:`sincere_loss` (``learn_temperature`` as in :class:`SupConLoss`)."""
+    """Module form of :func:`sincere_loss` (keywords and ``learn_temperature`` as in
+    :class:`SupConLoss`)."""
 
     def __init__(
         self,
@@ -500,15 +429,19 @@ class SINCERELoss(nn.Module):
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
+        tile: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature = module_temperature(temperature, learn_temperature)
         self.normalize = normalize
         if base_temperature is not None:
-            check_temperature(base_temperature, "base_temperature")
+            check_param(BASE_TEMPERATURE, base_temperature)
         self.base_temperature = base_temperature
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
+        self.tile = tile
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return sincere_loss(
@@ -518,4 +451,6 @@ class SINCERELoss(nn.Module):
             normalize=self.normalize,
             base_temperature=self.base_temperature,
             reduction=self.reduction,
+            validate=self.validate,
+            tile=self.tile,
         )

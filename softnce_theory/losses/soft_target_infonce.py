@@ -52,7 +52,6 @@ device, everything else must already be there.
 from __future__ import annotations
 
 import math
-import operator
 
 import torch
 from torch import nn
@@ -63,15 +62,16 @@ from softnce_theory.losses._common import (
     check_float,
     check_labels,
     check_nonempty,
+    check_offset,
     check_reduction,
-    check_same_device,
-    check_same_shape,
     check_simplex,
     check_tau,
+    check_zero_noise_mass,
     compute_dtype,
     module_temperature,
+    prepare_noise,
+    prepare_soft_target,
     reduce,
-    simplex_tol,
     values_checked,
 )
 from softnce_theory.losses.tiled import resolve_tile, tiled_soft_target_info_nce
@@ -83,65 +83,6 @@ __all__ = [
     "info_nce_hard_labels",
     "soft_target_info_nce",
 ]
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_offset(offset: object, n: int, m: int) -> int:
-    if isinstance(offset, bool):
-        raise ValueError(f"offset must be an integer, got {offset!r}")
-    try:
-        off = operator.index(offset)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"offset must be an integer, got {type(offset).__name__}") from None
-    if off < 0 or off + n > m:
-        raise ValueError(
-            f"offset must satisfy 0 <= offset and offset + N <= M (N = {n} local rows, "
-            f"M = {m} candidates), got offset = {off}"
-        )
-    return off
-
-
-def _check_same_device(x: torch.Tensor, ref: torch.Tensor, name: str) -> None:
-    check_same_device(x, ref, name, "logits")
-
-
-def _prepare_noise(
-    noise_probs: torch.Tensor | None, num_classes: int, device: torch.device, validate: bool
-) -> torch.Tensor | None:
-    """Validated ``(C,)`` noise distribution on ``device`` (``None`` stays ``None``: uniform)."""
-    if noise_probs is None:
-        return None
-    check_float(noise_probs, "noise_probs", 1)
-    if noise_probs.shape[0] != num_classes:
-        raise ValueError(
-            f"noise_probs must have shape ({num_classes},) (one probability per class), "
-            f"got {tuple(noise_probs.shape)}"
-        )
-    if noise_probs.is_meta and device.type != "meta":
-        raise ValueError(
-            f"noise_probs must hold data to be moved to the logits' device {device}, "
-            "got a meta tensor"
-        )
-    check_simplex(noise_probs, "noise_probs", validate=validate)
-    return noise_probs.to(device=device)
-
-
-def _check_zero_noise_mass(
-    cand: torch.Tensor, q: torch.Tensor, cand_name: str, validate: bool
-) -> None:
-    """Raise if a candidate puts positive mass on a class with ``q_c == 0``."""
-    if not values_checked(validate):
-        return
-    hit = ((cand > 0) & (q == 0)[None, :]).any(0)
-    if bool(hit.any()):
-        c = int(torch.nonzero(hit)[0, 0])
-        raise ValueError(
-            f"noise_probs[{c}] is 0 but {cand_name} put positive mass on class {c}: the score "
-            f"-alpha_c * log q_c is +inf there (0 * log 0 := 0 applies only to classes no "
-            f"candidate puts mass on)"
-        )
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -283,41 +224,9 @@ def soft_target_info_nce(
             tile=tile_k,
         )
 
-    check_float(logits, "logits", 2)
-    check_nonempty(logits, "logits")
-    check_float(targets, "targets", 2)
-    check_same_shape(logits, targets, "logits", "targets")
-    _check_same_device(targets, logits, "targets")
-    t = check_tau(temperature, validate=validate)
-    check_reduction(reduction)
-    n, c = logits.shape
-    if candidates is None:
-        cand, cand_name = targets, "targets"
-    else:
-        check_float(candidates, "candidates", 2)
-        if candidates.shape[1] != c:
-            raise ValueError(
-                f"candidates must have shape (M, {c}) (same number of classes as logits), "
-                f"got {tuple(candidates.shape)}"
-            )
-        _check_same_device(candidates, logits, "candidates")
-        cand, cand_name = candidates, "candidates"
-    off = _check_offset(offset, n, cand.shape[0])
-    q = _prepare_noise(noise_probs, c, logits.device, validate)
-    check_simplex(targets, "targets", validate=validate)
-    if candidates is not None:
-        check_simplex(candidates, "candidates", validate=validate)
-        if values_checked(validate):
-            pos = candidates[off : off + n].detach().double()  # a check, not part of the graph
-            tol = max(simplex_tol(candidates.dtype), simplex_tol(targets.dtype))
-            dev = float((pos - targets.detach().double()).abs().max())
-            if not dev <= tol:
-                raise ValueError(
-                    f"candidates[offset:offset+N] must equal targets (the positives); "
-                    f"max |difference| = {dev:.3e} at offset = {off}"
-                )
-    if q is not None:
-        _check_zero_noise_mass(cand, q, cand_name, validate)
+    cand, off, q, t = prepare_soft_target(
+        logits, targets, noise_probs, temperature, candidates, offset, reduction, validate
+    )
     dt = compute_dtype(logits, targets, cand) if q is None else compute_dtype(logits, cand, q)
     loss = _st_infonce_rows(logits, cand, q, t, off, dt)
     return reduce(loss, reduction).to(logits.dtype)
@@ -376,25 +285,27 @@ def info_nce_hard_labels(
         cand_labels, cand_name = candidate_labels, "candidate_labels"
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
-    off = _check_offset(offset, n, cand_labels.shape[0])
+    off = check_offset(offset, n, cand_labels.shape[0])
     if candidate_labels is not None and values_checked(validate):
         if not torch.equal(candidate_labels[off : off + n].long(), labels.long()):
             raise ValueError(
                 f"candidate_labels[offset:offset+N] must equal labels (the positives) at "
                 f"offset = {off}"
             )
-    q = _prepare_noise(noise_probs, c, logits.device, validate)
+    q = prepare_noise(noise_probs, c, logits.device, validate)
     dt = compute_dtype(logits) if q is None else compute_dtype(logits, q)
     onehot = torch.nn.functional.one_hot(cand_labels.long(), c).to(dt)
     if q is not None:
-        _check_zero_noise_mass(onehot, q, cand_name, validate)
+        check_zero_noise_mass(onehot, q, cand_name, validate)
     loss = _st_infonce_rows(logits, onehot, q, t, off, dt)
     return reduce(loss, reduction).to(logits.dtype)
 
 
 class SoftTargetInfoNCE(nn.Module):
     """Module form of :func:`soft_target_info_nce` (official ``SoftTargetInfoNCE(noise_probs,
-    t)``); ``noise_probs`` is a buffer, so it follows ``.to(device)``."""
+    t)``); ``noise_probs`` is a buffer, so it follows ``.to(device)``. Every keyword of the
+    function is a constructor argument, except the per-batch ``candidates`` and ``offset``
+    (forward arguments)."""
 
     noise_probs: torch.Tensor | None
 
@@ -405,11 +316,15 @@ class SoftTargetInfoNCE(nn.Module):
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
+        tile: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
+        self.tile = tile
         if noise_probs is not None:
             check_float(noise_probs, "noise_probs", 1)
             check_simplex(noise_probs, "noise_probs")
@@ -430,6 +345,8 @@ class SoftTargetInfoNCE(nn.Module):
             candidates=candidates,
             offset=offset,
             reduction=self.reduction,
+            validate=self.validate,
+            tile=self.tile,
         )
 
 
@@ -445,11 +362,13 @@ class InfoNCEHardLabels(nn.Module):
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
+        validate: bool = True,
     ) -> None:
         super().__init__()
         self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
+        self.validate = validate
         if noise_probs is not None:
             check_float(noise_probs, "noise_probs", 1)
             check_simplex(noise_probs, "noise_probs")
@@ -470,4 +389,5 @@ class InfoNCEHardLabels(nn.Module):
             candidate_labels=candidate_labels,
             offset=offset,
             reduction=self.reduction,
+            validate=self.validate,
         )

@@ -1,5 +1,13 @@
 """Proof-backed figures (``softnce plots``); see :mod:`softnce_theory.plots._core`."""
 
-from softnce_theory.plots._core import FIGURES, PALETTE, Figure, GateError, figure, get_figure, make
+from softnce_theory.plots._core import (
+    PALETTE,
+    Figure,
+    GateError,
+    figure,
+    figure_names,
+    get_figure,
+    make,
+)
 
-__all__ = ["FIGURES", "PALETTE", "Figure", "GateError", "figure", "get_figure", "make"]
+__all__ = ["PALETTE", "Figure", "GateError", "figure", "figure_names", "get_figure", "make"]

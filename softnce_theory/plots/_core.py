@@ -34,7 +34,6 @@ File policy (``docs/cli.md``):
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -48,19 +47,9 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F
 #: output formats ``softnce plots --format`` accepts
 FORMATS = ("png", "pdf", "svg")
 DPI = 120
+#: the ``schema`` value of every sidecar (``softnce_theory/schemas/figure-1.json``)
+SCHEMA = "softnce-theory/figure/1"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-#: figure modules, in gallery order
-FIGURES: tuple[str, ...] = (
-    "supcon_repulsion",
-    "collision_vs_shannon",
-    "negatives_bias",
-    "soft_limit_gap",
-    "infonce_mi_bound",
-    "sincere_kl_bound",
-    "em_vs_pgd",
-    "soft_target_toy",
-)
 
 
 @dataclass(frozen=True)
@@ -82,11 +71,27 @@ def figure(fig: Figure) -> Figure:
     return fig
 
 
+def figure_names() -> tuple[str, ...]:
+    """Every figure the registered families declare, in registry (gallery) order."""
+    from softnce_theory.registry import registry
+
+    return tuple(registry().figures())
+
+
 def get_figure(name: str) -> Figure:
-    if name not in FIGURES:
-        raise ValueError(f"figure must be one of {FIGURES}, got {name!r}")
+    """The figure ``name``: a declared reference is a module that registers it with
+    :func:`figure` on import, or the :class:`Figure` itself."""
+    from softnce_theory.registry import registry, resolve
+
     if name not in _REGISTRY:
-        importlib.import_module(f"softnce_theory.plots.{name}")
+        declared = registry().figures()
+        if name not in declared:
+            raise ValueError(f"figure must be one of {tuple(declared)}, got {name!r}")
+        obj = resolve(declared[name])
+        if isinstance(obj, Figure):
+            _REGISTRY[name] = obj
+        if name not in _REGISTRY:
+            raise ValueError(f"figure {name!r}: its declaration {declared[name]!r} defines none")
     return _REGISTRY[name]
 
 
@@ -97,8 +102,7 @@ class GateError(RuntimeError):
 def _registries() -> tuple[Any, Any]:
     """The precise and production leg registries (built once per :func:`gate` call, not cached
     across calls, so a leg patched in between is seen)."""
-    from softnce_theory.engine import production_registry
-    from softnce_theory.numerics import precise_registry
+    from softnce_theory.engine import precise_registry, production_registry
 
     return precise_registry(), production_registry()
 
@@ -108,8 +112,8 @@ def gate(
 ) -> list[dict[str, Any]]:
     """Run the figure's backing claims (quick legs). Raise :class:`GateError` unless each is
     ``proved`` or ``checked``. Returns the evidence summaries for the sidecar."""
-    from softnce_theory.derivations import CheckConfig, get_claim
-    from softnce_theory.engine import check_claim
+    from softnce_theory.derivations import CheckConfig
+    from softnce_theory.engine import check_claim, get_claim
 
     cfg = CheckConfig(seed=seed, quick=True)
     evidence = []
@@ -338,6 +342,10 @@ def load_sidecar(path: str | os.PathLike[str], name: str) -> dict[str, Any]:
         or not isinstance(sidecar.get("claims"), list)
     ):
         raise ValueError(f"{where}: not a figure sidecar (needs a data object and a claims list)")
+    schema = sidecar.get("schema", SCHEMA)  # older sidecars carry none: accepted
+    if schema != SCHEMA:
+        what = schema if isinstance(schema, str) and len(schema) < 80 else type(schema).__name__
+        raise ValueError(f"{where}: schema {what!r} is not {SCHEMA!r}")
     if sidecar.get("figure") != name:
         shown = sidecar.get("figure")
         shown = shown if isinstance(shown, str) and len(shown) < 80 else type(shown).__name__
@@ -380,13 +388,13 @@ def make(
         if sidecar is None:
             sidecar = load_sidecar(from_json, fig.name)
         evidence = _gate_or_remove(fig, sidecar["seed"], results_cache, out, keep=from_json)
-        fresh = json.loads(to_json(dict(sidecar, claims=evidence)))
+        fresh = json.loads(to_json(dict(sidecar, schema=SCHEMA, claims=evidence)))
         return draw(fig, fresh["data"], fresh, out, formats)
     evidence = _gate_or_remove(fig, seed, results_cache, out, keep=None)
     with single_thread():
         data = fig.compute(quick, seed)
     doc = {
-        "schema": "softnce-theory/figure/1",
+        "schema": SCHEMA,
         "figure": fig.name,
         "title": fig.title,
         "caption": fig.caption,

@@ -2,8 +2,8 @@
 
 An adapter takes the peer object (a class, an instance or a function, as imported) and returns a
 callable following the family's contract. Peer packages are optional: an adapter whose package
-is missing raises ``ValueError`` with the ``pip install`` line. Nothing here imports a peer at
-module import time.
+is missing raises ``ValueError`` with the ``pip install`` line. Nothing here imports a peer (or
+torch) at module import time, so the CLI parser reads the adapter names from :data:`ADAPTERS`.
 
 ========================  ==========================================  =====================
 adapter                   peer object                                 families
@@ -31,9 +31,10 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 #: the HobbitLong reference's default base temperature
 HOBBITLONG_BASE_TEMPERATURE = 0.07
@@ -152,7 +153,9 @@ def _hobbitlong(
         t = float(temperature)
         if t not in cache:
             cache[t] = obj(temperature=t, base_temperature=base_temperature)
-        z = torch.nn.functional.normalize(embeddings, dim=-1)
+        from torch.nn.functional import normalize
+
+        z = normalize(embeddings, dim=-1)
         out = cache[t](z.unsqueeze(1), labels=labels)
         return out * (base_temperature / t)
 

@@ -46,14 +46,26 @@ from typing import Any
 
 import numpy as np
 
-#: families with a distributed contract (their single-process contracts are in ``families``)
-DISTRIBUTED_FAMILIES: tuple[str, ...] = (
-    "supcon_out",
-    "supcon_in",
-    "sincere",
-    "infonce",
-    "soft_target_infonce",
-)
+
+def distributed_families() -> tuple[str, ...]:
+    """The contracts with a distributed audit: ``registry().distributed()`` (the registry
+    declares them; the cases and references below implement them, keyed by name)."""
+    from softnce_theory.testing.contracts import distributed_names
+
+    return distributed_names()
+
+
+def implemented() -> tuple[str, ...]:
+    """The distributed contracts implemented here (``tests/test_testing_kit.py`` checks that
+    they are exactly the registry's)."""
+    return tuple(_ARGS)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DISTRIBUTED_FAMILIES":  # derived from the registry when asked for
+        return distributed_families()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: relative tolerances of the float64 comparisons (values and gradients, normwise)
 RTOL = 1e-9
@@ -255,7 +267,7 @@ def audit_cases(family: str, world: int, seed: int = 0) -> list[DistCase]:
                 )
             )
         return cases
-    raise ValueError(f"family must be one of {DISTRIBUTED_FAMILIES}, got {family!r}")
+    raise ValueError(f"family must be one of {distributed_families()}, got {family!r}")
 
 
 # ----------------------------------------------------------------------------- ranks
@@ -468,14 +480,17 @@ class CaseResult:
     evidence: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        from softnce_theory.testing.core import to_jsonable
+
+        out: dict[str, Any] = to_jsonable(dict(self.__dict__))
+        return out
 
 
 def _judge(
     family: str, case: DistCase, per_rank: list[tuple[float, dict[str, np.ndarray]]]
 ) -> CaseResult:
     from softnce_theory.testing import references as R
-    from softnce_theory.testing.suite import KitError
+    from softnce_theory.testing.core import KitError
 
     names, _sharded, diff = _ARGS[family]
     w = case.world
@@ -603,7 +618,11 @@ class DistributedReport:
         return self.table()
 
     def to_json(self) -> dict[str, Any]:
+        from softnce_theory.testing.core import SCHEMA
+
         return {
+            "schema": SCHEMA,
+            "mode": "distributed",
             "family": self.family,
             "target": self.target,
             "world_size": self.world_size,
@@ -634,15 +653,20 @@ def check_distributed(
     """
     import time
 
-    from softnce_theory.testing.suite import _name
+    from softnce_theory.testing.core import target_name
 
-    if family not in DISTRIBUTED_FAMILIES:
+    if family not in distributed_families():
         raise ValueError(
-            f"family must be one of {DISTRIBUTED_FAMILIES} for --world-size, got {family!r}"
+            f"family must be one of {distributed_families()} for --world-size, got {family!r}"
+        )
+    if family not in _ARGS:
+        raise ValueError(
+            f"family {family!r} is declared distributed but softnce_theory.testing.distributed "
+            "has no cases for it"
         )
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 2:
         raise ValueError(f"world_size must be an integer >= 2, got {world_size!r}")
-    report = DistributedReport(family, target or _name(fn), world_size)
+    report = DistributedReport(family, target or target_name(fn), world_size)
     cases = audit_cases(family, world_size, seed)
     start = time.perf_counter()
     try:

@@ -27,18 +27,20 @@ from hypothesis import strategies as st
 
 from softnce_theory.testing import references as R
 from softnce_theory.testing import strategies as S
-from softnce_theory.testing.suite import (
-    EPS64,
+from softnce_theory.testing.core import (
+    CORRECTNESS,
+    LOW_DTYPES,
+    ROBUSTNESS,
     Arg,
     Caller,
+    Contract,
     Discrepancy,
+    Example,
     KitError,
     Property,
     check_grads,
     check_value,
 )
-
-Example = dict[str, Any]
 
 # size strategies (module-level singletons)
 _N_ROWS = st.integers(1, 6)
@@ -47,17 +49,13 @@ _N_CLASSES_STI = st.integers(2, 6)
 _N_PAIRS = st.integers(1, 8)
 _N_BATCH = st.sampled_from(tuple(range(3, 11)))
 
-#: float16/bfloat16/float32: machine epsilon, for the low-precision tolerances
-LOW_DTYPES: dict[str, tuple[torch.dtype, float]] = {
-    "float32": (torch.float32, float(torch.finfo(torch.float32).eps)),
-    "bfloat16": (torch.bfloat16, float(torch.finfo(torch.bfloat16).eps)),
-    "float16": (torch.float16, float(torch.finfo(torch.float16).eps)),
-}
-
 
 @dataclass(frozen=True)
-class Family:
-    """An audit contract: signature, reference, tolerance scales and property suite."""
+class BuiltinContract(Contract):
+    """A hand-written audit contract: signature, reference, tolerance scales and properties.
+
+    The reference values are the project's oracles in ``numerics`` and the closed forms of
+    :mod:`softnce_theory.testing.references`, looked up by the contract's name."""
 
     name: str
     contract: str
@@ -65,7 +63,7 @@ class Family:
     args: tuple[Arg, ...]
     scale: Callable[[Example], float]
     natural: Callable[[Example], dict[str, float]]
-    build: Callable[[Family], list[Property]]
+    build: Callable[[BuiltinContract], list[Property]]
     smoke: Callable[[], Example]
 
     def properties(self) -> list[Property]:
@@ -98,7 +96,11 @@ class Family:
 
 
 def prop_oracle(
-    fam: Family, strategy: st.SearchStrategy[Example], name: str, kind: str, description: str
+    fam: BuiltinContract,
+    strategy: st.SearchStrategy[Example],
+    name: str,
+    kind: str,
+    description: str,
 ) -> Property:
     def check(caller: Caller, ex: Example) -> None:
         got = caller.value(ex)
@@ -107,7 +109,9 @@ def prop_oracle(
     return Property(name, kind, description, strategy, check)
 
 
-def prop_gradient(fam: Family, strategy: st.SearchStrategy[Example], description: str) -> Property:
+def prop_gradient(
+    fam: BuiltinContract, strategy: st.SearchStrategy[Example], description: str
+) -> Property:
     def check(caller: Caller, ex: Example) -> None:
         _, g = caller.value_and_grad(ex)
         _, want = fam.closed(ex)
@@ -117,7 +121,7 @@ def prop_gradient(fam: Family, strategy: st.SearchStrategy[Example], description
 
 
 def prop_invariance(
-    fam: Family,
+    fam: BuiltinContract,
     strategy: st.SearchStrategy[Example],
     transform: Callable[[Example], Example],
     name: str,
@@ -139,13 +143,14 @@ def prop_invariance(
 
 
 def prop_closed(
-    fam: Family,
+    fam: BuiltinContract,
     strategy: st.SearchStrategy[Example],
     want: Callable[[Example], float],
     name: str,
     kind: str,
     description: str,
     what: str,
+    tier: str = "",
 ) -> Property:
     def check(caller: Caller, ex: Example) -> None:
         got = caller.value(ex)
@@ -155,13 +160,19 @@ def prop_closed(
             raise KitError(f"closed form failed: {type(exc).__name__}: {exc}") from exc
         check_value(got, w, fam.scale(ex), what)
 
-    return Property(name, kind, description, strategy, check)
+    return Property(name, kind, description, strategy, check, tier)
 
 
 def prop_oracle_and_gradient(
-    fam: Family, strategy: st.SearchStrategy[Example], name: str, kind: str, description: str
+    fam: BuiltinContract,
+    strategy: st.SearchStrategy[Example],
+    name: str,
+    kind: str,
+    description: str,
+    tier: str,
 ) -> Property:
-    """Value vs the oracle and gradient vs the closed form (edge regions)."""
+    """Value vs the oracle and gradient vs the closed form (edge regions); ``tier`` says
+    whether the region is ordinary input (correctness) or an edge policy (robustness)."""
 
     def check(caller: Caller, ex: Example) -> None:
         v, g = caller.value_and_grad(ex)
@@ -169,10 +180,10 @@ def prop_oracle_and_gradient(
         _, want = fam.closed(ex)
         check_grads(g, want, fam.scale(ex), fam.natural(ex), "closed form")
 
-    return Property(name, kind, description, strategy, check)
+    return Property(name, kind, description, strategy, check, tier)
 
 
-def prop_low_precision(fam: Family, strategy: st.SearchStrategy[Example]) -> Property:
+def prop_low_precision(fam: BuiltinContract, strategy: st.SearchStrategy[Example]) -> Property:
     """float32 / bfloat16 / float16 against the same loss in float64 on the rounded inputs."""
 
     def check(caller: Caller, ex: Example) -> None:
@@ -402,7 +413,7 @@ def _argmax_labels(targets: Any) -> np.ndarray:
 
 
 def _logit_target_props(
-    fam: Family, base: st.SearchStrategy[Example], gradient: str
+    fam: BuiltinContract, base: st.SearchStrategy[Example], gradient: str
 ) -> list[Property]:
     """Value vs oracle, gradient vs closed form, logit-shift and batch-permutation invariance:
     shared by the ``(logits, targets)`` families (soft CE, collision CE)."""
@@ -432,7 +443,7 @@ def _logit_target_props(
     ]
 
 
-def _build_soft_ce(fam: Family) -> list[Property]:
+def _build_soft_ce(fam: BuiltinContract) -> list[Property]:
     base = _logit_case()
     return [
         *_logit_target_props(fam, base, "autograd vs (p*sum(alpha) - alpha)/N"),
@@ -460,6 +471,7 @@ def _build_soft_ce(fam: Family) -> list[Property]:
             "large_logits",
             "edge",
             "logits up to +-1e4: finite, value vs oracle and gradient vs closed form",
+            ROBUSTNESS,
         ),
         prop_oracle_and_gradient(
             fam,
@@ -467,6 +479,7 @@ def _build_soft_ce(fam: Family) -> list[Property]:
             "masked_logit",
             "edge",
             "a -inf logit on a zero-target class (0 log 0 = 0): finite value and gradient",
+            ROBUSTNESS,
         ),
         prop_closed(
             fam,
@@ -476,6 +489,7 @@ def _build_soft_ce(fam: Family) -> list[Property]:
             "edge",
             "a single class (C = 1): the loss is 0",
             "0",
+            CORRECTNESS,
         ),
         prop_low_precision(fam, _with_dtype(_logit_case(max_abs=20.0))),
     ]
@@ -484,7 +498,7 @@ def _build_soft_ce(fam: Family) -> list[Property]:
 # ----------------------------------------------------------------------------- collision_ce
 
 
-def _build_collision(fam: Family) -> list[Property]:
+def _build_collision(fam: BuiltinContract) -> list[Property]:
     base = _logit_case()
     return [
         *_logit_target_props(fam, base, "autograd vs (sigma - y*sigma/(sigma.y))/N"),
@@ -512,6 +526,7 @@ def _build_collision(fam: Family) -> list[Property]:
             "large_logits",
             "edge",
             "logits up to +-1e4: finite, value vs oracle and gradient vs closed form",
+            ROBUSTNESS,
         ),
         prop_oracle_and_gradient(
             fam,
@@ -519,6 +534,7 @@ def _build_collision(fam: Family) -> list[Property]:
             "masked_logit",
             "edge",
             "a -inf logit on a zero-target class: finite value and gradient",
+            ROBUSTNESS,
         ),
         prop_closed(
             fam,
@@ -528,6 +544,7 @@ def _build_collision(fam: Family) -> list[Property]:
             "edge",
             "a single class (C = 1): the loss is 0",
             "0",
+            CORRECTNESS,
         ),
         prop_low_precision(fam, _with_dtype(_logit_case(max_abs=20.0))),
     ]
@@ -553,7 +570,7 @@ def _ls_case(
     return {"logits": f, "labels": labels, "epsilon": e}
 
 
-def _build_label_smoothing(fam: Family) -> list[Property]:
+def _build_label_smoothing(fam: BuiltinContract) -> list[Property]:
     base = _ls_case()
     return [
         prop_oracle(
@@ -602,6 +619,7 @@ def _build_label_smoothing(fam: Family) -> list[Property]:
             "large_logits",
             "edge",
             "logits up to +-1e4: finite, value vs oracle and gradient vs closed form",
+            ROBUSTNESS,
         ),
         prop_low_precision(fam, _with_dtype(_ls_case(max_abs=20.0))),
     ]
@@ -672,7 +690,7 @@ def _sti_ranking_nce(ex: Example) -> float:
         return float(O.ranking_nce(ex["logits"], labels, ex["noise_probs"], ex["temperature"]))
 
 
-def _build_sti(fam: Family) -> list[Property]:
+def _build_sti(fam: BuiltinContract) -> list[Property]:
     base = _sti_case()
     return [
         prop_oracle(
@@ -721,6 +739,7 @@ def _build_sti(fam: Family) -> list[Property]:
             "zero_probability_classes",
             "edge",
             "q_c = 0 on classes no target puts mass on (0 log 0 = 0): finite, vs oracle",
+            ROBUSTNESS,
         ),
         prop_oracle_and_gradient(
             fam,
@@ -728,6 +747,7 @@ def _build_sti(fam: Family) -> list[Property]:
             "extreme_temperature",
             "edge",
             "t in [1e-3, 1e-2] or [1e2, 1e3]: finite, value vs oracle and gradient vs closed form",
+            ROBUSTNESS,
         ),
         prop_oracle_and_gradient(
             fam,
@@ -735,6 +755,7 @@ def _build_sti(fam: Family) -> list[Property]:
             "large_logits",
             "edge",
             "logits up to +-1e4: finite, value vs oracle and gradient vs closed form",
+            ROBUSTNESS,
         ),
         prop_low_precision(fam, _with_dtype(_sti_case(max_abs=10.0, temps=S.temperatures(0.5, 5)))),
     ]
@@ -787,7 +808,7 @@ def _qk_identical_keys(draw: Any) -> Example:
     return {**ex, "keys": k[:1] / np.linalg.norm(k[0]) * radii[:, None]}
 
 
-def _build_infonce(fam: Family) -> list[Property]:
+def _build_infonce(fam: BuiltinContract) -> list[Property]:
     base = _qk_case()
     return [
         prop_oracle(
@@ -829,6 +850,7 @@ def _build_infonce(fam: Family) -> list[Property]:
             "edge",
             "tau in [1e-4, 1e-2] or [1e2, 1e4]: finite, value vs oracle and gradient vs closed "
             "form",
+            ROBUSTNESS,
         ),
         prop_low_precision(
             fam, _with_dtype(_qk_case(temps=S.temperatures(0.05, 20), norm_range=(0.5, 5.0)))
@@ -951,7 +973,7 @@ def _instance_value(ex: Example) -> float:
         return float(R.ntxent_instance(ex["embeddings"], ex["labels"], ex["temperature"]))
 
 
-def _no_positive_check(fam: Family) -> Callable[[Caller, Example], None]:
+def _no_positive_check(fam: BuiltinContract) -> Callable[[Caller, Example], None]:
     def check(caller: Caller, ex: Example) -> None:
         v, g = caller.value_and_grad(ex)
         if v != 0.0 or not math.isfinite(v):
@@ -972,7 +994,7 @@ def _no_positive_check(fam: Family) -> Callable[[Caller, Example], None]:
     return check
 
 
-def _build_embedding(fam: Family) -> list[Property]:
+def _build_embedding(fam: BuiltinContract) -> list[Property]:
     base = _emb_case()
     variant = fam.name
     return [
@@ -1035,6 +1057,7 @@ def _build_embedding(fam: Family) -> list[Property]:
             "edge",
             "anchors without positives (singleton classes) are left out of the mean: finite, "
             "vs oracle",
+            CORRECTNESS,
         ),
         prop_oracle_and_gradient(
             fam,
@@ -1043,6 +1066,7 @@ def _build_embedding(fam: Family) -> list[Property]:
             "edge",
             "a single class (no negatives): finite, value vs oracle"
             + (" (SINCERE: 0)" if variant == "sincere" else ""),
+            CORRECTNESS,
         ),
         Property(
             "no_positive_pairs",
@@ -1050,6 +1074,7 @@ def _build_embedding(fam: Family) -> list[Property]:
             "all labels distinct (no anchor has a positive): loss 0, gradient exactly 0",
             _emb_case(n=st.integers(1, 6), layouts=("all_singletons",), require_valid=False),
             _no_positive_check(fam),
+            ROBUSTNESS,
         ),
         prop_oracle_and_gradient(
             fam,
@@ -1058,6 +1083,7 @@ def _build_embedding(fam: Family) -> list[Property]:
             "edge",
             "tau in [1e-4, 1e-2] or [1e2, 1e4]: finite, value vs oracle and gradient vs closed "
             "form",
+            ROBUSTNESS,
         ),
         prop_low_precision(
             fam, _with_dtype(_emb_case(temps=S.temperatures(0.05, 20), norm_range=(0.5, 5.0)))
@@ -1088,16 +1114,16 @@ _EMB_SEMANTICS = {
     "sum over different-class samples); mean over the anchor's positives",
 }
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: dict[str, BuiltinContract] = {}
 
 
-def _register(f: Family) -> None:
+def _register(f: BuiltinContract) -> None:
     FAMILIES[f.name] = f
 
 
 for _v in ("supcon_out", "supcon_in", "sincere"):
     _register(
-        Family(
+        BuiltinContract(
             name=_v,
             contract="fn(embeddings: Tensor[B, D], labels: LongTensor[B], temperature: float) "
             "-> scalar Tensor",
@@ -1113,7 +1139,7 @@ for _v in ("supcon_out", "supcon_in", "sincere"):
     )
 
 _register(
-    Family(
+    BuiltinContract(
         name="infonce",
         contract="fn(query: Tensor[B, D], keys: Tensor[B, D], temperature: float) -> scalar Tensor",
         semantics="in-batch InfoNCE: row i's positive is key i, the other keys are its negatives; "
@@ -1131,7 +1157,7 @@ _register(
 )
 
 _register(
-    Family(
+    BuiltinContract(
         name="soft_target_infonce",
         contract="fn(logits: Tensor[N, C], targets: Tensor[N, C], noise_probs: Tensor[C], "
         "temperature: float) -> scalar Tensor",
@@ -1147,7 +1173,7 @@ _register(
 )
 
 _register(
-    Family(
+    BuiltinContract(
         name="soft_ce",
         contract="fn(logits: Tensor[N, C], targets: Tensor[N, C]) -> scalar Tensor",
         semantics="soft-target cross-entropy -sum_c alpha_c log softmax(f)_c, mean over rows; "
@@ -1161,7 +1187,7 @@ _register(
 )
 
 _register(
-    Family(
+    BuiltinContract(
         name="collision_ce",
         contract="fn(logits: Tensor[N, C], targets: Tensor[N, C]) -> scalar Tensor",
         semantics="collision cross-entropy -log sum_c y_c softmax(f)_c (Zhang & Boykov), "
@@ -1175,7 +1201,7 @@ _register(
 )
 
 _register(
-    Family(
+    BuiltinContract(
         name="label_smoothing",
         contract="fn(logits: Tensor[N, C], labels: LongTensor[N], epsilon: float) -> scalar Tensor",
         semantics="label-smoothed cross-entropy in torch's convention: target "
@@ -1188,16 +1214,11 @@ _register(
     )
 )
 
-FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
+
+def implemented() -> tuple[str, ...]:
+    """The contract names implemented here (the registry declares which families own them;
+    ``tests/test_testing_kit.py`` checks that both sets agree)."""
+    return tuple(FAMILIES)
 
 
-def get_family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown family {name!r}; expected one of {FAMILY_NAMES}") from None
-
-
-__all__ = ["FAMILIES", "FAMILY_NAMES", "Family", "get_family"]
-
-_ = EPS64  # re-exported tolerance constant for property authors
+__all__ = ["FAMILIES", "BuiltinContract", "implemented"]

@@ -35,7 +35,10 @@ TOOLKIT_MODULES: tuple[str, ...] = (
     "softnce_theory.derivations",
     "softnce_theory.numerics",
     "softnce_theory.testing.references",
+    "softnce_theory.testing.core",
     "softnce_theory.testing.families",
+    "softnce_theory.testing.generic",
+    "softnce_theory.testing.contracts",
     "softnce_theory.testing.adapters",
     "softnce_theory.testing.suite",
 )

@@ -1,16 +1,18 @@
 """pytest plugin (entry point ``pytest11: softnce``): guard a loss in one short test.
 
 Fixture ``softnce_audit``: a callable ``softnce_audit(fn, family=..., adapter=None,
-max_examples=None, seed=None, properties=None, skip=(), world_size=None)`` that runs
+max_examples=None, seed=None, properties=None, skip=(), tier=None, world_size=None)`` that runs
 :func:`softnce_theory.testing.check_loss` and fails the test with the audit table (minimal
-counterexample and discrepancy of every failing property) unless every property passes. It
-returns the :class:`~softnce_theory.testing.suite.AuditReport`. With ``world_size=W`` it runs
+counterexample and discrepancy of every failing property) unless every property of the selected
+tier passes (``tier="all"``, the default, or ``"correctness"``: robustness-policy findings are
+then reported but do not fail the test). It returns the
+:class:`~softnce_theory.testing.core.AuditReport`. With ``world_size=W`` it runs
 the **distributed** audit instead (:func:`softnce_theory.testing.distributed.check_distributed`:
 ``fn`` on W gloo ranks, DDP's convention, bug diagnoses) and returns its
 :class:`~softnce_theory.testing.distributed.DistributedReport`.
 
 Marker ``@pytest.mark.softnce_audit(family=..., adapter=..., max_examples=..., seed=...,
-world_size=...)`` supplies defaults for the fixture's arguments in that test.
+tier=..., world_size=...)`` supplies defaults for the fixture's arguments in that test.
 
 Precedence for ``max_examples``: the fixture argument, then ``--softnce-max-examples``, then the
 marker, then the loaded Hypothesis profile's ``max_examples`` when a profile changed it from
@@ -19,7 +21,9 @@ Hypothesis' built-in default, else the kit's default (40). ``seed``: argument, t
 settings (``deadline=None``, ``database=None``, fixed seed) and never loads or registers a
 profile.
 
-Importing this module is cheap (no torch); the kit is imported when the fixture is used.
+Importing this module is cheap: its module-level imports are the standard library and pytest
+(the host that loads it); torch, Hypothesis, SymPy, mpmath and NumPy are imported only when a
+test calls the fixture (``tests/test_testing_kit.py`` checks both).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def pytest_addoption(parser: Any) -> None:
 def pytest_configure(config: Any) -> None:
     config.addinivalue_line(
         "markers",
-        "softnce_audit(family=None, adapter=None, max_examples=None, seed=None, "
+        "softnce_audit(family=None, adapter=None, max_examples=None, seed=None, tier=None, "
         "world_size=None): defaults for the softnce_audit fixture in this test",
     )
 
@@ -82,6 +86,7 @@ def softnce_audit(request: Any) -> Callable[..., Any]:
         seed: int | None = None,
         properties: Sequence[str] | None = None,
         skip: Sequence[str] = (),
+        tier: str | None = None,
         world_size: int | None = None,
     ) -> Any:
         from softnce_theory.testing.suite import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED, check_loss
@@ -107,6 +112,7 @@ def softnce_audit(request: Any) -> Callable[..., Any]:
             seed=DEFAULT_SEED if s is None else int(s),
             properties=properties,
             skip=skip,
+            tier=tier or mk.get("tier") or "all",
         )
         if not report.passed:
             pytest.fail(report.table(), pytrace=False)

@@ -17,16 +17,22 @@ Strategies (all keyword-configurable):
 * :func:`class_labels` -- integer labels with a controlled class multiplicity
   (:data:`LABEL_LAYOUTS`: singleton classes, single-class batches, instance pairs, ...);
 * :func:`labelled_embeddings` -- raw (unnormalised) embeddings with labels;
-* :func:`query_key_pairs` -- raw query/key rows for in-batch InfoNCE.
+* :func:`query_key_pairs` -- raw query/key rows for in-batch InfoNCE;
+* :func:`from_domain` -- examples of a declared :class:`~softnce_theory.domain.Domain` (the
+  generic contract of a family declared from its definition draws from it).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from hypothesis import strategies as st
+
+from softnce_theory.domain import Array, Domain, Interval, Param, dims_of
 
 TARGET_KINDS = ("onehot", "uniform", "near_degenerate", "mixup", "smoothed", "dirichlet")
 
@@ -277,12 +283,117 @@ def query_key_pairs(
     return q * rq, k * rk
 
 
+# ----------------------------------------------------------------------------- declared domains
+
+
+def _floats_in(lo: float, hi: float, interval: Interval) -> st.SearchStrategy[float]:
+    """Uniform-ish floats in ``[lo, hi]``, leaving out an end that ``interval`` excludes."""
+    return st.floats(
+        lo,
+        hi,
+        exclude_min=lo == interval.low and not interval.low_closed and lo < hi,
+        exclude_max=hi == interval.high and not interval.high_closed and lo < hi,
+        allow_nan=False,
+        allow_infinity=False,
+    )
+
+
+def _clip(lo: float, hi: float, interval: Interval, what: str) -> tuple[float, float]:
+    lo, hi = max(lo, interval.low), min(hi, interval.high)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"{what}: the typical range and {interval} leave no finite values")
+    return lo, hi
+
+
+def array_entries(a: Array) -> st.SearchStrategy[float]:
+    """One entry of ``a``: within its typical range, inside its interval."""
+    lo, hi = _clip(a.typical[0], a.typical[1], a.interval, f"Array {a.name}")
+    return _floats_in(lo, hi, a.interval)
+
+
+def param_values(p: Param) -> st.SearchStrategy[float]:
+    """A value of ``p`` in its typical range: integers for an integer parameter, log-uniform
+    (shrinking towards the lower end) when the range is positive and spans at least two
+    decades, else ``st.floats`` in the range (which favours its ends and simple values)."""
+    lo, hi = _clip(*p.typical_range(), p.interval, f"Param {p.name}")
+    if p.integer:
+        return st.integers(math.ceil(lo), math.floor(hi)).map(float)
+    if lo > 0 and hi / lo >= 100:
+        # log-uniform: one of 32 equal bins of the exponent, then a position in the bin. (Not
+        # st.floats on the exponent: its preferred simple values would put most draws at
+        # exactly 10**0 = 1, where a temperature bug is invisible.) Shrinks towards lo.
+        a, b, bins = math.log10(lo), math.log10(hi), 32
+        return st.tuples(st.sampled_from(range(bins)), st.floats(0.0, 1.0)).map(
+            lambda kf: float(min(max(10.0 ** (a + (b - a) * (kf[0] + kf[1]) / bins), lo), hi))
+        )
+    return _floats_in(lo, hi, p.interval)
+
+
+def from_domain(
+    domain: Domain,
+    *,
+    sizes: Mapping[str, IntOrStrategy] | None = None,
+    max_size: int = 6,
+    params: Mapping[str, float | st.SearchStrategy[float]] | None = None,
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Examples of a declared domain: ``{array name: ndarray, param name: float}``.
+
+    Each dimension name of the arrays (``B``, ``K``, ...) is drawn once, from its largest
+    ``Array.min_sizes`` entry (default 1) to ``max(that, max_size)``, unless ``sizes`` gives it
+    (an int or a strategy). Array entries are drawn one by one in ``Array.typical`` (clipped to
+    the array's interval, open ends left out), so a failure shrinks entry by entry; parameters
+    come from :func:`param_values` unless ``params`` gives a value or a strategy.
+    """
+    if max_size < 1:
+        raise ValueError(f"max_size must be >= 1, got {max_size}")
+    dims = dims_of(domain.arrays)
+    for name in sizes or {}:
+        if name not in dims:
+            raise ValueError(f"sizes: {name!r} is not a dimension of the domain {dims}")
+    for name in params or {}:
+        if name not in [p.name for p in domain.params]:
+            raise ValueError(f"params: {name!r} is not a parameter of the domain")
+    entries = {a.name: array_entries(a) for a in domain.arrays}
+    values = {p.name: param_values(p) for p in domain.params}
+    floor = {d: max(a.min_sizes.get(d, 1) for a in domain.arrays if d in a.dims) for d in dims}
+
+    @st.composite
+    def draw_example(draw: Any) -> dict[str, Any]:
+        bound: dict[str, int] = {}
+        for d in dims:
+            given = (sizes or {}).get(d)
+            n = (
+                _resolve(draw, given)
+                if given is not None
+                else draw(st.integers(floor[d], max(floor[d], max_size)))
+            )
+            if n < floor[d]:
+                raise ValueError(f"sizes: dimension {d} must be >= {floor[d]}, got {n}")
+            bound[d] = n
+        out: dict[str, Any] = {}
+        for a in domain.arrays:
+            shape = tuple(bound[d] for d in a.dims)
+            size = int(np.prod(shape))
+            flat = draw(st.lists(entries[a.name], min_size=size, max_size=size))
+            out[a.name] = np.asarray(flat, dtype=np.float64).reshape(shape)
+        for p in domain.params:
+            v = (params or {}).get(p.name)
+            if v is None:
+                out[p.name] = draw(values[p.name])
+            else:
+                out[p.name] = float(draw(v) if isinstance(v, st.SearchStrategy) else v)
+        return out
+
+    return draw_example()
+
+
 __all__ = [
     "LABEL_LAYOUTS",
     "TARGET_KINDS",
     "as_tensor",
     "class_labels",
     "epsilons",
+    "from_domain",
     "labelled_embeddings",
     "logits",
     "noise_distributions",

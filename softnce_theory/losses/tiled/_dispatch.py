@@ -14,9 +14,6 @@ import operator
 
 import torch
 
-#: families with a tiled implementation
-FAMILIES = ("supcon", "sincere", "esupcon", "infonce", "symmetric_infonce", "soft_target_infonce")
-
 #: smallest batch size (rows) from which the tiled path is used on CPU. Measured with
 #: ``benchmarks/bench_losses.py --dispatch`` (interleaved fwd+bwd, float32, D = 128, 8 samples
 #: per class; 2 threads and 1 thread; docs/performance.md): the tiled path is faster from these
@@ -30,6 +27,8 @@ CPU_THRESHOLDS: dict[str, int] = {
     "symmetric_infonce": 1024,
     "soft_target_infonce": 4096,
 }
+#: families with a tiled implementation (the keys of :data:`CPU_THRESHOLDS`)
+FAMILIES: tuple[str, ...] = tuple(CPU_THRESHOLDS)
 #: tile edge on CPU (measured at B = 8192, 2 threads: 512 beats 256, 1024 and 2048; a float32
 #: 512 x 512 tile is 1 MiB and stays in the 2 MiB L2 cache)
 CPU_TILE = 512

@@ -81,6 +81,8 @@ from typing import Any
 
 import torch
 
+from softnce_theory.losses._common import softplus
+
 NEG_INF = float("-inf")
 
 #: statistic flags for :class:`LabelStats`
@@ -301,13 +303,6 @@ class LabelStats(torch.autograd.Function):
         return _grads_out(dz.mul_(inv_tau), need_z), None, d_tau, None, None
 
 
-def _softplus(x: torch.Tensor) -> torch.Tensor:
-    """Exact ``log(1 + e^x)`` = ``logaddexp(0, x)``: relative precision for tiny results, 0 at
-    ``-inf``, derivative ``sigmoid(x)`` everywhere (``F.softplus`` switches to ``x`` above 20;
-    a ``clamp``/``abs`` form would give the derivative 1 instead of 1/2 at exactly 0)."""
-    return torch.logaddexp(torch.zeros_like(x), x)
-
-
 class PosSoftplus(torch.autograd.Function):
     """``sp_i = sum_{p in P(i)} softplus(x_i - s_ip)`` for ``S = z z^T * inv_tau`` (sorted labels)."""
 
@@ -333,9 +328,9 @@ class PosSoftplus(torch.autograd.Function):
                     continue
                 j0, j1 = bl[bj]
                 s = zt[i0:i1] @ z[j0:j1].T
-                sp[i0:i1] += torch.where(pos, _softplus(x[i0:i1, None] - s), 0.0).sum(1)
+                sp[i0:i1] += torch.where(pos, softplus(x[i0:i1, None] - s), 0.0).sum(1)
                 if bi != bj:
-                    sp[j0:j1] += torch.where(pos, _softplus(x[None, j0:j1] - s), 0.0).sum(0)
+                    sp[j0:j1] += torch.where(pos, softplus(x[None, j0:j1] - s), 0.0).sum(0)
         ctx.save_for_backward(z, labels, x)
         ctx.inv_tau, ctx.tile, ctx.ranges = _const(inv_tau), tile, (lo, hi)
         return sp
@@ -682,7 +677,7 @@ class RowPosSoftplus(torch.autograd.Function):
                 if pos is None:
                     continue
                 s = qs[i0:i1] @ k[j0:j1].T
-                sp[i0:i1] += torch.where(pos, _softplus(x[i0:i1, None] - s), 0.0).sum(1)
+                sp[i0:i1] += torch.where(pos, softplus(x[i0:i1, None] - s), 0.0).sum(1)
         ctx.save_for_backward(q, k, x, row_labels, col_labels, self_cols)
         ctx.inv_tau, ctx.tile = _const(inv_tau), tile
         return sp

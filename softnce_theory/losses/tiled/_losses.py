@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import torch
 
 from softnce_theory.losses._common import (
     Reduction,
+    Similarity,
     Temperature,
-    check_bool,
-    check_float,
-    check_nonempty,
+    apply_scale,
+    base_scale,
+    check_log_q,
+    check_negative_mode,
+    check_query_key,
     check_reduction,
-    check_same_shape,
+    check_similarity,
     check_tau,
-    check_temperature,
+    check_variant,
     compute_dtype,
+    embed,
+    prepare_labelled,
+    prepare_prototypes,
+    prepare_soft_target,
     reduce,
-    unit_rows,
+    softplus,
 )
 from softnce_theory.losses.tiled._dispatch import default_tile
 from softnce_theory.losses.tiled._kernels import (
@@ -29,10 +38,31 @@ from softnce_theory.losses.tiled._kernels import (
     CrossLSE,
     LabelStats,
     PosSoftplus,
-    _softplus,
 )
 
-Similarity = Literal["cosine", "dot"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def eager_under_compile(fn: F) -> F:
+    """Run ``fn`` eagerly when ``torch.compile`` traces a call to it (a graph break around the
+    call, as ``torch.compiler.disable`` gives), and call it directly otherwise.
+
+    The tiled losses loop over tiles in Python, read label ranges on the host and call custom
+    autograd Functions: traced, they would unroll or break the graph at every tile. Applying
+    ``torch.compiler.disable`` at import time imports ``torch._dynamo`` (and sympy), about
+    2 s, for every program that imports a loss; here it is applied only inside a trace (where
+    ``torch._dynamo`` is already loaded), so importing the losses costs no more than torch.
+    Tested in ``tests/test_tiled.py`` (the body runs with ``is_compiling() == False`` under
+    ``torch.compile``, with the eager value and gradient).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():
+            return torch.compiler.disable(fn)(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _check_tile(tile: int | None, device: torch.device) -> int:
@@ -79,17 +109,8 @@ def _prep_labelled(
     reduction: str,
     validate: bool,
 ) -> tuple[_Sorted, Temperature]:
-    """Validate and prepare exactly as :mod:`softnce_theory.losses.sincere` does."""
-    from softnce_theory.losses import sincere as sc
-
-    x = sc._check_embeddings(embeddings)
-    lab = sc.check_class_labels(labels, x.shape[0], x.device, validate=validate)
-    t = check_tau(temperature, validate=validate)
-    check_reduction(reduction)
-    check_bool(normalize, "normalize")
-    z, lab = sc.flatten_views(x.to(compute_dtype(x)), lab)
-    if normalize:
-        z = unit_rows(z)
+    """Validate and prepare exactly as the dense SupCon / SINCERE (one shared preparation)."""
+    z, lab, t = prepare_labelled(embeddings, labels, temperature, normalize, reduction, validate)
     return _Sorted(z, lab), t
 
 
@@ -107,19 +128,6 @@ def _zero_loss(rows: int, reduction: str, dtype: torch.dtype, *xs: torch.Tensor)
     return zero.to(dtype)
 
 
-def _base_scale(t: Temperature, base_temperature: float | None) -> Temperature:
-    if base_temperature is None:
-        return 1.0
-    return t / check_temperature(base_temperature, "base_temperature")
-
-
-def _apply_scale(out: torch.Tensor, scale: Temperature) -> torch.Tensor:
-    """``out * scale`` (HobbitLong's tau / tau_base), skipped for a float 1."""
-    if isinstance(scale, torch.Tensor) or scale != 1.0:
-        return out * scale
-    return out
-
-
 def _inv(t: Temperature, ref: torch.Tensor) -> Temperature:
     """``1 / t`` on ``ref``'s device and dtype (a tensor ``t`` keeps its graph: the kernels
     return the gradient of their scale)."""
@@ -133,12 +141,12 @@ def _grad_anchor(t: Temperature) -> tuple[torch.Tensor, ...]:
     return (t.reshape(1),) if isinstance(t, torch.Tensor) else ()
 
 
-@torch.compiler.disable
+@eager_under_compile
 def tiled_supcon_loss(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     variant: Literal["out", "in"] = "out",
     normalize: bool = True,
     base_temperature: float | None = None,
@@ -163,11 +171,9 @@ def tiled_supcon_loss(
     :math:`I\le J`, :math:`L_P` and the positive sums only the tiles holding positive pairs
     (the diagonal band after sorting by label); the backward recomputes the tiles.
     """
-    from softnce_theory.losses import sincere as sc
-
-    v = sc._check_variant(variant)
+    v = check_variant(variant)
     srt, t = _prep_labelled(embeddings, labels, temperature, normalize, reduction, validate)
-    scale = _base_scale(t, base_temperature)
+    scale = base_scale(t, base_temperature, validate=validate)
     if srt.n_valid == 0:
         return _zero_loss(srt.z.shape[0], reduction, embeddings.dtype, embeddings, *_grad_anchor(t))
     k = _check_tile(tile, embeddings.device)
@@ -175,18 +181,18 @@ def tiled_supcon_loss(
     _, lse_neg, lse_pos, sum_pos = LabelStats.apply(srt.z, srt.labels, _inv(t, srt.z), k, flags)
     lse_pos = torch.where(srt.valid, lse_pos, torch.zeros_like(lse_pos))
     cnt = srt.cnt.clamp(min=1.0)
-    head = _softplus(lse_neg - lse_pos)
+    head = softplus(lse_neg - lse_pos)
     rows = head + (lse_pos - sum_pos / cnt if v == "out" else torch.log(cnt))
-    out = _apply_scale(srt.finish(rows, reduction), scale)
+    out = apply_scale(srt.finish(rows, reduction), scale)
     return out.to(embeddings.dtype)
 
 
-@torch.compiler.disable
+@eager_under_compile
 def tiled_sincere_loss(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     normalize: bool = True,
     base_temperature: float | None = None,
     reduction: Reduction = "mean",
@@ -212,24 +218,24 @@ def tiled_sincere_loss(
     a single-class batch gives 0 with zero gradient).
     """
     srt, t = _prep_labelled(embeddings, labels, temperature, normalize, reduction, validate)
-    scale = _base_scale(t, base_temperature)
+    scale = base_scale(t, base_temperature, validate=validate)
     if srt.n_valid == 0:
         return _zero_loss(srt.z.shape[0], reduction, embeddings.dtype, embeddings, *_grad_anchor(t))
     k = _check_tile(tile, embeddings.device)
     inv = _inv(t, srt.z)
     _, lse_neg, _, _ = LabelStats.apply(srt.z, srt.labels, inv, k, NEG)
     sp = PosSoftplus.apply(srt.z, srt.labels, lse_neg, inv, k)
-    out = _apply_scale(srt.finish(sp / srt.cnt.clamp(min=1.0), reduction), scale)
+    out = apply_scale(srt.finish(sp / srt.cnt.clamp(min=1.0), reduction), scale)
     return out.to(embeddings.dtype)
 
 
-@torch.compiler.disable
+@eager_under_compile
 def tiled_esupcon_loss(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     prototypes: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     normalize: bool = True,
     reduction: Reduction = "mean",
     validate: bool = True,
@@ -252,10 +258,8 @@ def tiled_esupcon_loss(
     tiles as well. Arguments, validation and policies as
     :func:`softnce_theory.losses.aljundi.esupcon_loss` (every anchor has a positive).
     """
-    from softnce_theory.losses import aljundi as al
-
     check_reduction(reduction)
-    z, w, lab, t = al._prepare(
+    z, w, lab, t = prepare_prototypes(
         embeddings, labels, prototypes, temperature, normalize, validate, True
     )
     srt = _Sorted(z, lab)
@@ -268,19 +272,19 @@ def tiled_esupcon_loss(
     t_own = (srt.z * w.index_select(0, srt.labels)).sum(-1) / t
     lp = torch.logaddexp(lse_pos, t_own)
     ln = torch.logaddexp(lse_neg, lse_proto)
-    rows = _softplus(ln - lp) + (lp - (sum_pos + t_own) / (srt.cnt + 1.0))
+    rows = softplus(ln - lp) + (lp - (sum_pos + t_own) / (srt.cnt + 1.0))
     return srt.finish(rows, reduction, all_valid=True).to(embeddings.dtype)
 
 
 # ----------------------------------------------------------------------------- in-batch InfoNCE
 
 
-@torch.compiler.disable
+@eager_under_compile
 def tiled_info_nce(
     query: torch.Tensor,
     positive_key: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     similarity: Similarity = "cosine",
     key_log_q: torch.Tensor | None = None,
     negative_mode: str = "unpaired",
@@ -300,43 +304,33 @@ def tiled_info_nce(
     ``negative_mode`` is only validated (it has no effect without negative keys), as in the
     dense function.
     """
-    from softnce_theory.losses import infonce as nce
-
-    check_float(query, "query", 2)
-    check_nonempty(query, "query")
-    if query.shape[1] == 0:
-        raise ValueError("query must have a non-empty embedding dimension D (got D = 0)")
-    nce._check_embeddings(positive_key, "positive_key", query, 2)
-    check_same_shape(query, positive_key, "query", "positive_key")
+    check_query_key(query, positive_key, "query", "positive_key")
     t = check_tau(temperature, validate=validate)
-    nce._check_similarity(similarity)
-    if negative_mode not in nce.NEGATIVE_MODES:
-        raise ValueError(
-            f"negative_mode must be one of {nce.NEGATIVE_MODES}, got {negative_mode!r}"
-        )
+    check_similarity(similarity)
+    check_negative_mode(negative_mode)
     check_reduction(reduction)
     b = query.shape[0]
     dt = compute_dtype(query)
     klq = None
     if key_log_q is not None:
-        klq = nce._check_log_q(key_log_q, "key_log_q", (b,), query, validate).to(dt).expand(b)
-    q = nce._embed(query, dt, similarity)
-    k = nce._embed(positive_key, dt, similarity)
+        klq = check_log_q(key_log_q, "key_log_q", (b,), query, validate).to(dt).expand(b)
+    q = embed(query, dt, similarity)
+    k = embed(positive_key, dt, similarity)
     tl = _check_tile(tile, query.device)
     inv = _inv(t, q)
     lse_neg, _ = CrossLSE.apply(q, k, klq, None, inv, tl, True, False, 0)
     pos = (q * k).sum(-1) / t
     if klq is not None:
         pos = pos - klq
-    return reduce(_softplus(lse_neg - pos), reduction).to(query.dtype)
+    return reduce(softplus(lse_neg - pos), reduction).to(query.dtype)
 
 
-@torch.compiler.disable
+@eager_under_compile
 def tiled_symmetric_info_nce(
     a: torch.Tensor,
     b: torch.Tensor,
     *,
-    temperature: float = 0.1,
+    temperature: Temperature = 0.1,
     similarity: Similarity = "cosine",
     reduction: Reduction = "mean",
     validate: bool = True,
@@ -351,36 +345,30 @@ def tiled_symmetric_info_nce(
 
     :func:`softnce_theory.losses.infonce.symmetric_info_nce` (same arguments and validation).
     """
-    from softnce_theory.losses import infonce as nce
-
-    check_float(a, "a", 2)
-    check_nonempty(a, "a")
-    if a.shape[1] == 0:
-        raise ValueError("a must have a non-empty embedding dimension D (got D = 0)")
-    nce._check_embeddings_pair(a, b)
+    check_query_key(a, b, "a", "b")
     t = check_tau(temperature, validate=validate)
-    nce._check_similarity(similarity)
+    check_similarity(similarity)
     check_reduction(reduction)
     dt = compute_dtype(a)
-    q, k = nce._embed(a, dt, similarity), nce._embed(b, dt, similarity)
+    q, k = embed(a, dt, similarity), embed(b, dt, similarity)
     tl = _check_tile(tile, a.device)
     inv = _inv(t, q)
     row, col = CrossLSE.apply(q, k, None, None, inv, tl, True, True, 0)
     pos = (q * k).sum(-1) / t
-    rows = (_softplus(row - pos) + _softplus(col - pos)) / 2
+    rows = (softplus(row - pos) + softplus(col - pos)) / 2
     return reduce(rows, reduction).to(a.dtype)
 
 
 # ----------------------------------------------------------------------------- soft-target InfoNCE
 
 
-@torch.compiler.disable
+@eager_under_compile
 def tiled_soft_target_info_nce(
     logits: torch.Tensor,
     targets: torch.Tensor,
     noise_probs: torch.Tensor | None = None,
     *,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     candidates: torch.Tensor | None = None,
     offset: int = 0,
     reduction: Reduction = "mean",
@@ -399,28 +387,10 @@ def tiled_soft_target_info_nce(
     ``noise_probs=None``, :math:`0\cdot\log 0 := 0`, candidates/offset); the ``(N, M)`` score
     matrix is never stored: memory :math:`O(\mathrm{tile}^2 + (N+M)C)`.
     """
-    from softnce_theory.losses import soft_target_infonce as st
-
-    check_float(logits, "logits", 2)
-    check_nonempty(logits, "logits")
-    check_float(targets, "targets", 2)
-    check_same_shape(logits, targets, "logits", "targets")
-    st._check_same_device(targets, logits, "targets")
-    t = check_tau(temperature, validate=validate)
-    check_reduction(reduction)
+    cand, off, q, t = prepare_soft_target(
+        logits, targets, noise_probs, temperature, candidates, offset, reduction, validate
+    )
     n, c = logits.shape
-    cand = targets if candidates is None else candidates
-    if candidates is not None:
-        check_float(candidates, "candidates", 2)
-        if candidates.shape[1] != c:
-            raise ValueError(
-                f"candidates must have shape (M, {c}) (same number of classes as logits), "
-                f"got {tuple(candidates.shape)}"
-            )
-        st._check_same_device(candidates, logits, "candidates")
-    off = st._check_offset(offset, n, cand.shape[0])
-    q = st._prepare_noise(noise_probs, c, logits.device, validate)
-    _check_st_values(targets, candidates, off, n, q, validate)
     dt = compute_dtype(logits, targets, cand) if q is None else compute_dtype(logits, cand, q)
     g = logits.to(dt) / (t.to(device=logits.device) if isinstance(t, torch.Tensor) else t)
     a = cand.to(dt)
@@ -435,40 +405,7 @@ def tiled_soft_target_info_nce(
     tl = _check_tile(tile, logits.device)
     lse_neg, _ = CrossLSE.apply(g, a, None, None, 1.0, tl, True, False, off)
     pos = (g * a[off : off + n]).sum(-1)
-    rows = _softplus(lse_neg - pos)
+    rows = softplus(lse_neg - pos)
     if bad is not None:  # mass on a zero-probability class: undefined, NaN as the dense loss
         rows = rows + torch.where(bad, torch.nan, 0.0).to(dt)
     return reduce(rows, reduction).to(logits.dtype)
-
-
-def _check_st_values(
-    targets: torch.Tensor,
-    candidates: torch.Tensor | None,
-    off: int,
-    n: int,
-    q: torch.Tensor | None,
-    validate: bool,
-) -> None:
-    """The dense loss's data-dependent checks (simplex rows, positives, zero-noise mass)."""
-    from softnce_theory.losses import soft_target_infonce as st
-    from softnce_theory.losses._common import check_simplex, simplex_tol, values_checked
-
-    check_simplex(targets, "targets", validate=validate)
-    if candidates is not None:
-        check_simplex(candidates, "candidates", validate=validate)
-        if values_checked(validate):
-            pos = candidates[off : off + n].detach().double()  # a check, not part of the graph
-            tol = max(simplex_tol(candidates.dtype), simplex_tol(targets.dtype))
-            dev = float((pos - targets.detach().double()).abs().max())
-            if not dev <= tol:
-                raise ValueError(
-                    f"candidates[offset:offset+N] must equal targets (the positives); "
-                    f"max |difference| = {dev:.3e} at offset = {off}"
-                )
-    if q is not None:
-        st._check_zero_noise_mass(
-            targets if candidates is None else candidates,
-            q,
-            "targets" if candidates is None else "candidates",
-            validate,
-        )

@@ -22,6 +22,7 @@ from typing import Literal
 
 import torch
 
+from softnce_theory.losses._common import softplus
 from softnce_theory.losses.tiled._kernels import (
     NEG,
     POS_LSE,
@@ -30,7 +31,6 @@ from softnce_theory.losses.tiled._kernels import (
     RowLabelStats,
     RowPosSoftplus,
     Scale,
-    _softplus,
 )
 
 Kind = Literal["out", "in", "sincere"]
@@ -96,7 +96,7 @@ def labelled_rows(
         flags = NEG | POS_LSE | (POS_SUM if kind == "out" else 0)
         _, lse_neg, lse_pos, sum_pos = RowLabelStats.apply(r.q, r.k, scale, *args, flags)
         lse_pos = torch.where(valid, lse_pos, torch.zeros_like(lse_pos))
-        head = _softplus(lse_neg - lse_pos)
+        head = softplus(lse_neg - lse_pos)
         rows = head + (lse_pos - sum_pos / cnt if kind == "out" else torch.log(cnt))
     return r.unsort(torch.where(valid, rows, torch.zeros_like(rows)))
 
@@ -130,7 +130,7 @@ def esupcon_rows(
     t_own = (r.q * prototypes.index_select(0, r.yq)).sum(-1) * scale
     lp = torch.logaddexp(lse_pos, t_own)
     ln = torch.logaddexp(lse_neg, lse_proto)
-    rows = _softplus(ln - lp) + (lp - (sum_pos + t_own) / (r.cnt + 1.0))
+    rows = softplus(ln - lp) + (lp - (sum_pos + t_own) / (r.cnt + 1.0))
     return r.unsort(rows)
 
 
@@ -155,4 +155,4 @@ def infonce_rows(
     pos = (q * pos_key).sum(-1) * scale
     if key_log_q is not None:
         pos = pos - key_log_q[offset : offset + q.shape[0]]
-    return _softplus(lse_neg - pos)
+    return softplus(lse_neg - pos)
