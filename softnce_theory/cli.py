@@ -124,6 +124,14 @@ def run_command(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
+    except ModuleNotFoundError as exc:  # an optional extra is not installed: name it
+        from softnce_theory._extras import missing_message
+
+        msg = missing_message(exc.name or "", f"softnce {args.command}")
+        if msg is None:
+            return fail(EXIT_INTERNAL, exc)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
     except ValueError as exc:  # bad option values, refused inputs (CheckpointError, ...)
         return fail(EXIT_USAGE, exc)
     except (OSError, MemoryError) as exc:  # disk full, EFBIG, permission, out of memory

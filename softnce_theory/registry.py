@@ -133,7 +133,9 @@ class Family:
         scenarios: Monte Carlo scenario name -> its scenario class.
         figures: figure name -> the module that declares it.
         spec: a :class:`LossSpec`, for a family declared from its definition.
-        origin: ``built-in``, ``entry point <name>`` or ``plugin <module>``.
+
+    Where a family came from (built-in, an entry point, ``--plugin``) is recorded by the
+    :class:`Registry` (:meth:`Registry.origin`), not by the declaration.
     """
 
     name: str
@@ -153,7 +155,6 @@ class Family:
     scenarios: Mapping[str, Ref] = field(default_factory=dict)
     figures: Mapping[str, Ref] = field(default_factory=dict)
     spec: LossSpec | None = None
-    origin: str = "built-in"
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():
@@ -202,24 +203,32 @@ class Family:
 class Registry:
     """An ordered collection of :class:`Family` objects with unique names."""
 
-    def __init__(self, families: Iterable[Family] = ()) -> None:
+    def __init__(self, families: Iterable[Family] = (), origin: str = "built-in") -> None:
         self._by_name: dict[str, Family] = {}
+        self._origin: dict[str, str] = {}
         for f in families:
-            self.register(f)
+            self.register(f, origin)
 
-    def register(self, family: Family) -> Family:
+    def register(self, family: Family, origin: str = "runtime") -> Family:
+        """Add ``family``; registering the same object again is a no-op, another family of
+        the same name is a ``ValueError``."""
         if not isinstance(family, Family):
             raise ValueError(f"family must be a softnce_theory.registry.Family, got {family!r}")
         if family.name in self._by_name:
-            have = self._by_name[family.name]
-            if have is family:
+            if self._by_name[family.name] is family:
                 return family
             raise ValueError(
-                f"family {family.name!r} is already registered ({have.origin}); "
-                f"cannot register it again from {family.origin}"
+                f"family {family.name!r} is already registered ({self.origin(family.name)}); "
+                f"cannot register another one from {origin}"
             )
         self._by_name[family.name] = family
+        self._origin[family.name] = origin
         return family
+
+    def origin(self, name: str) -> str:
+        """``built-in``, ``entry point NAME (VALUE)``, ``plugin MODULE`` or ``runtime``."""
+        self.get(name)
+        return self._origin.get(name, "runtime")
 
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
@@ -279,18 +288,10 @@ def _as_families(obj: Any, origin: str) -> list[Family]:
         items = list(obj)
     else:
         raise ValueError(f"{origin}: expected a Family or an iterable of Family, got {obj!r}")
-    out = []
     for f in items:
         if not isinstance(f, Family):
             raise ValueError(f"{origin}: expected a Family, got {f!r}")
-        out.append(f if f.origin != "built-in" else _with_origin(f, origin))
-    return out
-
-
-def _with_origin(f: Family, origin: str) -> Family:
-    from dataclasses import replace
-
-    return replace(f, origin=origin)
+    return items
 
 
 def plugin_families(spec: str) -> list[Family]:
@@ -311,14 +312,15 @@ def plugin_families(spec: str) -> list[Family]:
     return _as_families(obj, f"plugin {spec}")
 
 
-def entry_point_families() -> tuple[list[Family], list[str]]:
-    """Families declared by installed packages (group :data:`ENTRY_POINT_GROUP`), and one
-    message per entry point that failed to load (reported, not fatal)."""
-    out: list[Family] = []
+def entry_point_families() -> tuple[list[tuple[Family, str]], list[str]]:
+    """Families declared by installed packages (group :data:`ENTRY_POINT_GROUP`) with their
+    origin, and one message per entry point that failed to load (reported, not fatal)."""
+    out: list[tuple[Family, str]] = []
     errors: list[str] = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name} ({ep.value})"
         try:
-            out.extend(_as_families(ep.load(), f"entry point {ep.name} ({ep.value})"))
+            out.extend((f, origin) for f in _as_families(ep.load(), origin))
         except Exception as exc:  # a broken plugin must not break the toolkit's own families
             errors.append(f"entry point {ep.name} ({ep.value}): {type(exc).__name__}: {exc}")
     return out, errors
@@ -335,9 +337,9 @@ def registry() -> Registry:
 
         reg = Registry(BUILTIN)
         found, errors = entry_point_families()
-        for f in found:
+        for f, origin in found:
             try:
-                reg.register(f)
+                reg.register(f, origin)
             except ValueError as exc:
                 errors.append(str(exc))
         _STATE["registry"] = reg
@@ -356,7 +358,7 @@ def load_plugin(spec: str) -> list[Family]:
     reg = registry()
     fams = plugin_families(spec)
     for f in fams:
-        reg.register(f)
+        reg.register(f, f"plugin {spec}")
     return fams
 
 
@@ -365,7 +367,10 @@ def scoped(*families: Family) -> Iterator[Registry]:
     """A temporary process-wide registry: a copy of the current one plus ``families``,
     restored on exit (for tests and notebooks that declare a family for a moment)."""
     saved = dict(_STATE)
-    reg = Registry(list(registry()))
+    base = registry()
+    reg = Registry()
+    for f in base:
+        reg.register(f, base.origin(f.name))
     for f in families:
         reg.register(f)
     _STATE["registry"] = reg

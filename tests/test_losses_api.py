@@ -571,20 +571,37 @@ def test_param_checks_agree_with_the_declared_domain(name):
 @pytest.mark.parametrize(
     "call, name",
     [
-        (lambda x, y: sc.supcon_loss(x, y, base_temperature=torch.tensor(1)), "base_temperature"),
-        (lambda x, y: sc.SINCERELoss(base_temperature=torch.tensor(2)), "base_temperature"),
-        (lambda x, y: cce.em_pseudo_labels(_simplex(), lam=1.0, tol=torch.tensor(1)), "tol"),
-        (lambda x, y: cce.pgd_pseudo_labels(_simplex(), lam=1.0, step=torch.tensor(1)), "step"),
-        (lambda x, y: cce.self_labeling_loss(x[:, :3], _simplex(6), lam=torch.tensor(1)), "lam"),
-        (lambda x, y: ce.label_smoothing_cross_entropy(x, y, epsilon=torch.tensor(0)), "epsilon"),
-        (lambda x, y: sc.supcon_loss(x, y, base_temperature="0.1"), "base_temperature"),
-        (lambda x, y: ce.LabelSmoothingCrossEntropy(np.bool_(True)), "epsilon"),
+        (
+            lambda x, y: sc.supcon_loss(x, y, base_temperature=_bad(torch.tensor(1))),
+            "base_temperature",
+        ),
+        (lambda x, y: sc.SINCERELoss(base_temperature=_bad(torch.tensor(2))), "base_temperature"),
+        (lambda x, y: cce.em_pseudo_labels(_simplex(), lam=1.0, tol=_bad(torch.tensor(1))), "tol"),
+        (
+            lambda x, y: cce.pgd_pseudo_labels(_simplex(), lam=1.0, step=_bad(torch.tensor(1))),
+            "step",
+        ),
+        (
+            lambda x, y: cce.self_labeling_loss(x[:, :3], _simplex(6), lam=_bad(torch.tensor(1))),
+            "lam",
+        ),
+        (
+            lambda x, y: ce.label_smoothing_cross_entropy(x, y, epsilon=_bad(torch.tensor(0))),
+            "epsilon",
+        ),
+        (lambda x, y: sc.supcon_loss(x, y, base_temperature=_bad("0.1")), "base_temperature"),
+        (lambda x, y: ce.LabelSmoothingCrossEntropy(_bad(np.bool_(True))), "epsilon"),
     ],
 )
 def test_integer_tensors_and_non_numbers_are_refused(call, name):
     x, y = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 3])
     with pytest.raises(ValueError, match=rf"^{name} must be a real number"):
         call(x, y)
+
+
+def _bad(x: Any) -> Any:
+    """A deliberately invalid argument (typed Any so the type checker lets it through)."""
+    return x
 
 
 def _simplex(n: int = 4) -> torch.Tensor:

@@ -55,7 +55,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from softnce_theory._extras import require
     from softnce_theory.plots import GateError, figure_names, make
+
+    require("softnce plots", "matplotlib", "sympy", "mpmath")
 
     FIGURES = figure_names()
 

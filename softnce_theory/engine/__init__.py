@@ -6,7 +6,12 @@
 :mod:`._catalogue` merges what the registered families declare.
 """
 
-from softnce_theory.engine._catalogue import (
+from softnce_theory._extras import require
+
+require("softnce_theory.engine", "sympy", "mpmath", "scipy")
+
+
+from softnce_theory.engine._catalogue import (  # noqa: E402
     all_claims,
     all_definitions,
     conformance_registry,
@@ -16,7 +21,7 @@ from softnce_theory.engine._catalogue import (
     precise_registry,
     production_registry,
 )
-from softnce_theory.engine._core import (
+from softnce_theory.engine._core import (  # noqa: E402
     ClaimResult,
     check_claim,
     run_catalogue,

@@ -239,7 +239,7 @@ def supcon_loss(
     temperature: Temperature = 0.1,
     variant: Variant = "out",
     normalize: bool = True,
-    base_temperature: float | None = None,
+    base_temperature: Temperature | None = None,
     reduction: Reduction = "mean",
     validate: bool = True,
     tile: int | None = None,
@@ -264,7 +264,8 @@ def supcon_loss(
         temperature: :math:`\tau > 0`.
         variant: ``"out"`` (Eq. 2) or ``"in"`` (Eq. 3).
         normalize: L2-normalise rows first (cosine similarity).
-        base_temperature: ``None`` or :math:`\tau_{base} > 0`.
+        base_temperature: ``None`` or :math:`\tau_{base} > 0` (a number, or a one-element
+            floating tensor, which keeps its gradient).
         reduction: ``"mean"`` over anchors with a positive, ``"sum"``, or ``"none"`` (``B*V``
             per-row losses, 0 where the anchor has no positive).
         validate: run the data-dependent label check (skipped under ``torch.compile``).
@@ -296,7 +297,7 @@ def sincere_loss(
     *,
     temperature: Temperature = 0.1,
     normalize: bool = True,
-    base_temperature: float | None = None,
+    base_temperature: Temperature | None = None,
     reduction: Reduction = "mean",
     validate: bool = True,
     tile: int | None = None,
@@ -384,7 +385,7 @@ class SupConLoss(nn.Module):
         temperature: Temperature = 0.1,
         variant: Variant = "out",
         normalize: bool = True,
-        base_temperature: float | None = None,
+        base_temperature: Temperature | None = None,
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,
@@ -425,7 +426,7 @@ class SINCERELoss(nn.Module):
         self,
         temperature: Temperature = 0.1,
         normalize: bool = True,
-        base_temperature: float | None = None,
+        base_temperature: Temperature | None = None,
         reduction: Reduction = "mean",
         *,
         learn_temperature: bool = False,

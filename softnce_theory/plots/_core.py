@@ -382,6 +382,9 @@ def make(
     as they were. The data are drawn after a JSON round trip, so a figure drawn now and one
     re-drawn ``--from-json`` are identical. ``sidecar``: the already loaded ``from_json``.
     """
+    from softnce_theory._extras import require
+
+    require("softnce plots", "matplotlib", "sympy", "mpmath")
     fig = get_figure(name)
     out = Path(out_dir)
     if from_json is not None:

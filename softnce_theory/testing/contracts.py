@@ -53,7 +53,7 @@ def get_contract(name: str) -> Contract:
         owner = reg.owner("contracts", name)
         if name not in spec_families:
             raise ValueError(
-                f"contract {name!r} of family {owner.name} ({owner.origin}) has no "
+                f"contract {name!r} of family {owner.name} ({registry().origin(owner.name)}) has no "
                 "implementation in softnce_theory.testing; a family declared from its "
                 "definition (Family.spec) gets the generic contract under its own name"
             )
