@@ -145,7 +145,7 @@ def add_family_options(p: argparse.ArgumentParser, what: str = "family") -> None
         default=[],
         metavar="MODULE[:ATTR]",
         help="import MODULE and register its families (its FAMILY or FAMILIES, or ATTR); "
-        "repeatable. See docs/extending.md",
+        "repeatable. See docs/guides/verify-your-own-loss.md",
     )
 
 
