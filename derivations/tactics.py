@@ -64,6 +64,7 @@ equivalence under the stated premise:
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -200,7 +201,9 @@ def _steps(steps: tuple[Step, ...]) -> str:
 
 
 def _short(v: Any) -> str:
-    text = str(v)
+    # a Python function prints by name: its repr carries a memory address, which would make
+    # the report differ from run to run
+    text = f"<function {v.__qualname__}>" if isinstance(v, types.FunctionType) else str(v)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

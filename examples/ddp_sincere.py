@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import sys
 
 import torch
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         status = 0 if ok else 1
     flag = torch.tensor([status])
     dist.broadcast(flag, 0)
-    del ddp, opt  # DDP's reducer holds the process group
+    del ddp, opt, loss, z, tau  # DDP's reducer and the graph hold the process group
+    gc.collect()  # before destroy_process_group: no gloo thread may outlive it
     dist.destroy_process_group()
     return int(flag)
 

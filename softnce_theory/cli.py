@@ -11,10 +11,15 @@ the traceback.
 
 from __future__ import annotations
 
+import os
+
+# SymPy reads its cache size once, at import: a larger cache speeds up the prover's repeated
+# rewrites (set before any command imports SymPy; a user's own setting wins).
+os.environ.setdefault("SYMPY_CACHE_SIZE", "20000")
+
 import argparse
 import contextlib
 import importlib
-import os
 import signal
 import sys
 import traceback

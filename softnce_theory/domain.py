@@ -99,7 +99,11 @@ class Param:
         """``value`` unchanged if it is in the domain, else a ``ValueError`` naming the rule.
         A tensor is returned as is (never detached): its gradient keeps flowing."""
         got = value
-        if isinstance(value, bool) or value is None:
+        if (
+            isinstance(value, (bool, str, bytes))
+            or value is None
+            or type(value).__name__ == "bool_"
+        ):
             raise ValueError(f"{self.name} must be {self.rule}, got {value!r}")
         if _is_tensor(value):
             if value.numel() != 1:
