@@ -322,17 +322,20 @@ class Tally:
         self.n += 1
         scale = max((abs(w) for w in want_l), default=0)
         diffs = [abs(g - w) for g, w in zip(got_l, want_l, strict=True)]
-        worst = max(diffs, default=0)
-        worst_f = float(worst)
-        if math.isnan(worst_f):
-            ok, rel = False, math.inf
+        # Python's max() drops a NaN that is not first, so look for one explicitly
+        nan_at = next((i for i, d in enumerate(diffs) if math.isnan(float(d))), None)
+        if nan_at is not None or math.isnan(float(scale)):
+            k = nan_at if nan_at is not None else 0
+            worst_f, ok, rel = math.nan, False, math.inf
         else:
+            worst = max(diffs, default=0)
+            worst_f = float(worst)
+            k = diffs.index(worst) if diffs else 0
             ok = bool(worst <= self.atol + self.rtol * scale)
             rel = float(worst / scale) if scale != 0 else worst_f
-        self.max_abs = max(self.max_abs, worst_f)
+        self.max_abs = max(self.max_abs, worst_f) if not math.isnan(worst_f) else math.inf
         self.max_rel = max(self.max_rel, rel)
         if not ok and self.failure is None:
-            k = diffs.index(worst) if not math.isnan(worst_f) else 0
             self.failure = (
                 f"{where}: entry {k} got {float(got_l[k])!r}, expected {float(want_l[k])!r} "
                 f"(max |err| {worst_f:.3e}, scale {float(scale):.3e})"

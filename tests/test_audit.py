@@ -238,8 +238,8 @@ def test_bad_tier_is_a_usage_error(capsys):
 
 
 @pytest.fixture
-def fresh_registry(monkeypatch):
-    return TOY.scoped_registry(monkeypatch)
+def fresh_registry():
+    yield from TOY.scoped_registry()
 
 
 def test_plugin_family_generic_contract(capsys, fresh_registry):

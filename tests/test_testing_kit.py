@@ -30,8 +30,8 @@ MUTANTS = HERE / "mutants" / "losses.py"
 
 
 @pytest.fixture
-def fresh_registry(monkeypatch):
-    return TOY.scoped_registry(monkeypatch)
+def fresh_registry():
+    yield from TOY.scoped_registry()
 
 
 def mutant(name: str):

@@ -94,10 +94,15 @@ def test_every_command_works_from_the_wheel(tmp_path: Path, wheel: Path) -> None
         ["mc", "ranking_nce", "--k", "2,4", "--max-samples", "256", "--json"],
         ["audit", "my_loss:soft_ce", "--family", "soft_ce", "--max-examples", "5"],
         ["plots", "collision_vs_shannon", "--out", str(work / "figs"), "--quick"],
-        ["bench", "--help"],  # a bench run takes minutes even at its smallest sizes
-    ]
+        # the smallest real benchmark run (every size tiny, cases in-process)
+        ["bench", "--json", str(work / "bench.json"), "--device", "cpu", "--", "--in-process",
+         "--silent", "--batch", "32", "--st-batch", "8", "--classes", "4", "--scaling", "16",
+         "--big", "0", "--repeats", "1", "--dim", "4", "--agree-batch", "0",
+         "--family", "sincere", "--scaling-family", "sincere"],
+    ]  # fmt: skip
     for args in commands:
         res = _run([cli, *args], cwd=work)
         assert res.returncode == 0, (args, res.stdout[-1000:], res.stderr[-2000:])
     assert (work / "figs" / "collision_vs_shannon.png").exists()
+    assert '"softnce-theory/bench/1"' in (work / "bench.json").read_text()
     _ = py

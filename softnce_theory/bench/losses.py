@@ -103,7 +103,7 @@ def _report_unbenchmarked() -> None:
     reg = registry()
     for name in reg.tiled():
         if name not in IMPLS:
-            origin = reg.owner("tiled", name).origin
+            origin = reg.origin(reg.owner("tiled", name).name)
             print(
                 f"bench: tiled kernel {name!r} ({origin}) has no benchmark implementation; skipped",
                 file=sys.stderr,

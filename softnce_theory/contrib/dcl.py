@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import random
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
@@ -141,16 +140,6 @@ def oracle(row: Sequence[Any], t: Any) -> Any:
     return dcl_row_oracle(row[0], row[1:], t)
 
 
-def _numbers(values: dict[str, Any]) -> None:
-    """``Param.check`` accepts anything ``float()`` converts (``"0.5"`` too) and returns it
-    unchanged: the scalar arguments must also be real numbers or tensors."""
-    for name, v in values.items():
-        if not (isinstance(v, numbers.Real) or type(v).__module__.startswith("torch")):
-            raise ValueError(
-                f"{name} must be a real number or a one-element tensor, got {type(v).__name__}"
-            )
-
-
 def _rows(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
     """:func:`dcl_rows` without validation (computed in at least float32)."""
     import torch
@@ -172,7 +161,6 @@ def dcl_rows(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         The ``(B,)`` per-row losses, in the dtype of ``x``.
     """
     ROWS_DOMAIN.validate({"x": x, "t": t})
-    _numbers({"t": t})
     return _rows(x, t)
 
 
@@ -232,7 +220,6 @@ def dcl_loss(
     if sigma is not None:
         given["sigma"] = sigma
     BATCH_DOMAIN.validate(given)
-    _numbers({k: v for k, v in given.items() if k in ("temperature", "sigma")})
     if not isinstance(normalize, bool):
         raise ValueError(f"normalize must be a bool, got {normalize!r}")
     if reduction not in REDUCTIONS:

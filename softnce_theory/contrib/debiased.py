@@ -42,6 +42,7 @@ Written with ``expm1(r)``, :math:`\partial\ell/\partial\tau^+` (proportional to
 :math:`\frac1N\sum_i e^{s_i} \approx e^{s_0}`. The one cancellation left is inherent:
 :math:`U \to 0` when the mean of the negatives approaches :math:`\tau^+ e^{s_0}` (just above
 the clip), where the loss is ill-conditioned in its inputs.
+
 Both branches are finite everywhere (each is evaluated on a clamped :math:`r`), so no NaN
 reaches the gradient; :math:`\tau^+` enters linearly in :math:`U`, so its gradient is finite at
 :math:`\tau^+ = 0`. Half-precision inputs are computed in float32 and the result cast back.
@@ -138,8 +139,18 @@ def definition(x: list[Any], t: Any, tau_plus: Any) -> Any:
     n = len(x) - 1
     pos = sp.exp(x[0] / t)
     mean = sp.Add(*[sp.exp(v / t) for v in x[1:]]) / n
-    g = sp.Max((mean - tau_plus * pos) / (1 - tau_plus), sp.exp(-1 / t))
+    g = clipped((mean - tau_plus * pos) / (1 - tau_plus), sp.exp(-1 / t))
     return sp.log(pos + n * g) - x[0] / t
+
+
+def clipped(value: Any, floor: Any) -> Any:
+    r""":math:`\max(\text{value}, \text{floor})` as a SymPy ``Piecewise`` whose tie goes to the
+    unclipped branch: the derivative at the kink is the unclipped one, the convention of
+    ``torch.clamp(Ng, min=...)`` in the authors' code (SymPy's ``Max`` would average the
+    two one-sided derivatives there)."""
+    import sympy as sp
+
+    return sp.Piecewise((value, value >= floor), (floor, True))
 
 
 def oracle(row: list[Any], t: Any, tau_plus: Any) -> Any:
@@ -183,17 +194,22 @@ def _row_losses(x: torch.Tensor, t: Any, tau_plus: Any) -> torch.Tensor:
 
     tt, tau = _as_scalar(t, x), _as_scalar(tau_plus, x)
     n = x.shape[1] - 1
-    log_n = math.log(n)
     s = x / tt
-    r = torch.logsumexp(s[:, 1:], dim=1) - log_n - s[:, 0]
+    neg = s[:, 1:]
+    m = neg.detach().amax(dim=1, keepdim=True)
+    # log of the negatives' mean weight, shifted by their max: exactly m when all are equal
+    r = (m + torch.log(torch.exp(neg - m).mean(dim=1, keepdim=True))).squeeze(1) - s[:, 0]
     # r >= 0: the clip is inactive (U >= 1 >= C); log space, e^{-r} <= 1
     rp = r.clamp(min=0.0)
     q = n * -torch.expm1(-rp) / (torch.exp(-rp) + n)
-    big = torch.logaddexp(torch.zeros_like(rp), log_n + rp) + torch.log1p(tau / (1 - tau) * q)
-    # r < 0: e^r < 1, G = max(U, C) is bounded by 1
+    big = torch.logaddexp(torch.zeros_like(rp), math.log(n) + rp)
+    big = big + torch.log1p(tau / (1 - tau) * q)
+    # r < 0: e^r < 1, G = max(U, C) is bounded by 1; C = e^{-1/t - s0} = e^{-(1 + y0)/t}
     u = 1 + torch.expm1(r.clamp(max=0.0)) / (1 - tau)
-    c = torch.exp(-(1 + x[:, 0]) / tt)
-    small = torch.log1p(n * torch.maximum(u, c))
+    log_c = -1 / tt - s[:, 0]
+    with torch.no_grad():  # U >= C <=> r >= log(tau + (1 - tau) C); a tie keeps U (clamp's rule)
+        keep = r >= torch.logaddexp(torch.log(tau), torch.log1p(-tau) + log_c)
+    small = torch.log1p(n * torch.where(keep, u, torch.exp(log_c)))
     return torch.where(r >= 0, big, small)
 
 
@@ -615,7 +631,7 @@ def _g(tau: Any) -> Any:
 
     s = _s()
     pos = sp.exp(s.x[0] / s.t)
-    return sp.Max((_mean_neg() - tau * pos) / (1 - tau), sp.exp(-1 / s.t))
+    return clipped((_mean_neg() - tau * pos) / (1 - tau), sp.exp(-1 / s.t))
 
 
 def row_sym(tau: Any = None) -> Any:
@@ -1105,7 +1121,10 @@ def _bias_statement() -> Any:
     import sympy as sp
 
     s = _s()
-    return sp.Eq(s.beta[s.N], first_order_sym() / s.N + sp.O(s.N**-2, (s.N, sp.oo)))
+    # evaluate=False: SymPy would try to absorb c1/N into the order term with a limit that its
+    # Gruntz algorithm cannot take through the indexed law symbols
+    rhs = sp.Add(first_order_sym() / s.N, sp.O(s.N**-2, (s.N, sp.oo)), evaluate=False)
+    return sp.Eq(s.beta[s.N], rhs, evaluate=False)
 
 
 def mc_bias_check(
@@ -1237,7 +1256,7 @@ def _claims() -> tuple[Claim, ...]:
             source=SOURCE + "; prediction derived here (delta method), not in the paper",
             evidence=("production",),
             uses=("first_order_bias",),
-            notes="The leg runs the debiased_bias scenario (production loss) at N = 64 and "
+            notes=f"The leg runs the debiased_bias scenario (production loss) at N = {MC_N} and "
             "checks |estimate - c1/N| <= 3 SE and |c1/N| > 3 SE; see `softnce mc debiased_bias`.",
         ),
     )
@@ -1289,10 +1308,11 @@ __all__ = [
     "ROWS_DOMAIN",
     "SPEC",
     "LawConstants",
+    "bias_coefficients",
+    "clipped",
     "debiased_contrastive_loss",
     "debiased_rows",
     "definition",
-    "bias_coefficients",
     "infonce_oracle",
     "law_constants",
     "mc_bias_check",

@@ -405,6 +405,15 @@ def _const(value: tuple[Any, ...]) -> Callable[[], tuple[Any, ...]]:
     return lambda: value
 
 
+class _DeferredTorch:
+    """``torch``, imported on first attribute access."""
+
+    def __getattr__(self, name: str) -> Any:
+        import torch
+
+        return getattr(torch, name)
+
+
 _LAZY = ("CLAIMS", "DEFINITIONS", "DEFINITION_LEGS", "PRECISE", "PRODUCTION")
 
 
@@ -420,7 +429,11 @@ def _parts() -> dict[str, Any]:
     here, on first access)."""
     import mpmath as mp
     import sympy as sp
-    import torch
+
+    if TYPE_CHECKING:
+        import torch
+    else:
+        torch = _DeferredTorch()  # listing the claims imports no torch; running a leg does
 
     from softnce_theory.derivations import CheckConfig, Claim, Definition, LegRegistry, Tally
     from softnce_theory.derivations.tactics import (

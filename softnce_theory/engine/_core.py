@@ -260,6 +260,17 @@ def claim_legs(
     legs: list[LegResult] = []
     if claim.tactic is not None or claim.prove is not None:
         legs.append(_timed("symbolic", partial(run_symbolic, claim)))
+    else:  # a numeric-only claim still states something: its statement must build
+        try:
+            statement_of(claim)
+        except Exception as exc:
+            legs.append(
+                LegResult(
+                    leg="definition",
+                    outcome="error",
+                    detail=f"the statement failed to build from its definitions: {exc!r}",
+                )
+            )
     legs_by: tuple[tuple[LegName, LegRegistry], ...] = (
         ("precise", precise),
         ("production", production),

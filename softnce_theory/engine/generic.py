@@ -35,16 +35,18 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import sympy as sp
-import torch
 
 from softnce_theory.derivations import CheckConfig, Claim, Definition, LegRegistry, LegResult, Tally
 from softnce_theory.derivations.tactics import Both, Differentiate, Simplify
 from softnce_theory.domain import Param
 from softnce_theory.registry import Family, LossSpec, resolve
+
+if TYPE_CHECKING:  # torch is imported where it is used: listing claims needs no torch
+    import torch
 
 NOT_INDEPENDENT = "oracle generated from the SymPy definition at 50 digits: not independent"
 DPS = 50
@@ -77,6 +79,27 @@ def _param_symbol(p: Param) -> sp.Symbol:
     return sp.Symbol(p.name, real=True)
 
 
+class _Lazy(dict[str, Any]):
+    """The entry of :meth:`Compiled.at`: ``value``, ``grad``, ``terms`` and ``claimed_fn``
+    (mpmath evaluators of the expression, its derivatives, its summands and the declared
+    closed-form gradient) are built when first read."""
+
+    def __missing__(self, key: str) -> Any:
+        args, expr = self["args"], self["expr"]
+        if key == "value":
+            out: Any = sp.lambdify(args, expr, "mpmath")
+        elif key == "grad":
+            out = sp.lambdify(args, [sp.diff(expr, a) for a in args], "mpmath")
+        elif key == "terms":
+            out = sp.lambdify(args, list(sp.Add.make_args(expr)), "mpmath")
+        elif key == "claimed_fn" and "claimed" in self:
+            out = sp.lambdify(args, self["claimed"], "mpmath")
+        else:
+            raise KeyError(key)
+        self[key] = out
+        return out
+
+
 class Compiled:
     """A spec's definition at each size, its derivatives and its 50-digit evaluators."""
 
@@ -92,7 +115,8 @@ class Compiled:
         self._cache: dict[int, dict[str, Any]] = {}
 
     def at(self, k: int) -> dict[str, Any]:
-        """Symbols, expression, derivatives and mpmath evaluators at row length ``k``."""
+        """Symbols, expression, derivatives and mpmath evaluators at row length ``k``; the
+        derivatives and evaluators are built on first use (listing the claims needs neither)."""
         if k not in self._cache:
             x = [sp.Symbol(f"x_{i}", real=True) for i in range(k)]
             kw = {p.name: s for p, s in zip(self.params, self.psyms, strict=True)}
@@ -103,15 +127,7 @@ class Compiled:
                 raise ValueError(
                     f"{self.family.name}: the definition uses undeclared symbols {sorted(map(str, bad))}"
                 )
-            grads = [sp.diff(expr, a) for a in args]
-            entry: dict[str, Any] = {
-                "x": x,
-                "args": args,
-                "expr": expr,
-                "value": sp.lambdify(args, expr, "mpmath"),
-                "grad": sp.lambdify(args, grads, "mpmath"),
-                "terms": sp.lambdify(args, list(sp.Add.make_args(expr)), "mpmath"),
-            }
+            entry = _Lazy(x=x, args=args, expr=expr)
             if self.spec.gradient is not None:
                 claimed = [sp.sympify(g) for g in self.spec.gradient(x, **kw)]
                 if len(claimed) != k:
@@ -119,7 +135,6 @@ class Compiled:
                         f"{self.family.name}: gradient must return {k} expressions, got {len(claimed)}"
                     )
                 entry["claimed"] = claimed
-                entry["claimed_fn"] = sp.lambdify(args, claimed, "mpmath")
             self._cache[k] = entry
         return self._cache[k]
 
@@ -150,6 +165,8 @@ class Compiled:
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
         """Per-sample losses, d(sum)/d rows and d(sum)/d each parameter (``None``: no gradient
         reached it)."""
+        import torch
+
         x = torch.tensor(rows, dtype=dtype, requires_grad=True)
         ps = {k: torch.tensor(v, dtype=dtype, requires_grad=True) for k, v in params.items()}
         out = self.torch_fn(x, **ps)
@@ -202,6 +219,8 @@ def _names(c: Compiled) -> list[str]:
 
 
 def _value_production(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
+    import torch
+
     t = Tally("production", rtol=RTOL64, atol=ATOL64, dtype="float64")
     for rows, params in c.points(cfg, cid):
         out, _, _ = c.run_torch(rows, params, torch.float64)
@@ -211,6 +230,8 @@ def _value_production(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
 
 
 def _gradient_production(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
+    import torch
+
     t = Tally("production", rtol=RTOL64, atol=ATOL64, dtype="float64")
     for rows, params in c.points(cfg, cid):
         _, gx, gp = c.run_torch(rows, params, torch.float64)
@@ -264,6 +285,8 @@ def _closed_form_precise(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
 
 
 def _closed_form_production(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
+    import torch
+
     t = Tally("production", rtol=RTOL64, atol=ATOL64, dtype="float64")
     for rows, params in c.points(cfg, cid):
         _, gx, _ = c.run_torch(rows, params, torch.float64)
@@ -278,6 +301,8 @@ def _closed_form_production(c: Compiled, cid: str, cfg: CheckConfig) -> LegResul
 
 
 def _low_precision(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
+    import torch
+
     t = Tally("production", rtol=0.0, atol=0.0)
     dtypes = [d for d in c.rows.dtypes if d != "float64"]
     for rows, params in c.points(cfg, cid, 4, 1):
@@ -310,6 +335,8 @@ def _low_precision(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
 
 
 def _extremes(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
+    import torch
+
     t = Tally("production", rtol=0.0)
     for rows, params in c.points(cfg, cid, 4, 1):
         for p in c.params:
@@ -327,6 +354,8 @@ def _extremes(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
 
 
 def _shift_production(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
+    import torch
+
     t = Tally("production", rtol=1e-10, atol=1e-10, dtype="float64")
     rng = random.Random(cfg.seed_for(cid) + 1)
     for rows, params in c.points(cfg, cid):
@@ -351,6 +380,8 @@ def _shift_precise(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
 
 
 def _permutation(c: Compiled, cid: str, cfg: CheckConfig) -> LegResult:
+    import torch
+
     t = Tally("production", rtol=1e-12, atol=1e-12, dtype="float64")
     rng = random.Random(cfg.seed_for(cid) + 3)
     for rows, params in c.points(cfg, cid):

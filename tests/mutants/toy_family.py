@@ -15,8 +15,8 @@ correct, the others deliberately wrong.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
-import pytest
 import sympy
 import torch
 from mpmath import mp
@@ -93,7 +93,6 @@ FAMILY = Family(
     title="toy InfoNCE rows (audit tests)",
     source=SOURCE,
     spec=SPEC,
-    origin=f"plugin {__name__}",
 )
 FAMILY_WITH_ORACLE = dataclasses.replace(
     FAMILY, name="toy_infonce_oracle", spec=dataclasses.replace(SPEC, oracle=oracle)
@@ -104,11 +103,10 @@ FAMILY_WRONG_ORACLE = dataclasses.replace(
 FAMILIES = (FAMILY, FAMILY_WITH_ORACLE, FAMILY_WRONG_ORACLE)
 
 
-def scoped_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
-    """Replace the process-wide registry, for one test, by a copy of it (families registered
-    in the test do not leak into other tests); returns the copy."""
-    from softnce_theory import registry as reg
+def scoped_registry() -> Iterator[Registry]:
+    """A fixture body: the process-wide registry replaced, for one test, by a copy of it
+    (families registered in the test do not leak into other tests)."""
+    from softnce_theory.registry import scoped
 
-    fresh = Registry(list(reg.registry()))
-    monkeypatch.setitem(reg._STATE, "registry", fresh)
-    return fresh
+    with scoped() as fresh:
+        yield fresh
