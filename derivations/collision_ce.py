@@ -607,7 +607,7 @@ CLAIMS: tuple[Claim, ...] = (
         tactic=Both(
             (
                 Simplify(steps=("linear_sums", "canon")),
-                Differentiate(steps=("doit", ("in_range", K, m), "linear_sums", "canon")),
+                Differentiate(steps=("derivatives", ("in_range", K, m), "linear_sums", "canon")),
             )
         ),
         facts=lambda: index_facts(K, m),

@@ -190,7 +190,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement=_soft_ce_tau_statement,
         source="derived here from the soft-target CE (learnable temperature, CLIP convention)",
         evidence=("symbolic", "precise", "production"),
-        tactic=Differentiate(steps=("doit", "linear_sums")),
+        tactic=Differentiate(steps=("derivatives", "linear_sums")),
         facts=lambda: (),
         uses=("soft_ce",),
     ),

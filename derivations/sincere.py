@@ -743,7 +743,7 @@ CLAIMS: tuple[Claim, ...] = (
         source="Feeney & Hughes v4 abstract ('gets worse as the number of images sharing one "
         "class label increases'); research note §1.3 table",
         evidence=("symbolic", "precise", "production"),
-        tactic=Sign(steps=("doit", "together", "expand", "cancel")),
+        tactic=Sign(steps=("derivatives", "together", "expand", "cancel")),
         facts=lambda: (sp.Gt(_e(s_c) - _e(s_o), 0),),
         uses=("supcon_out_config",),
         notes="the hypothesis s_c > s_o enters as e^{s_c/t} > e^{s_o/t} (t > 0); SINCERE's "

@@ -558,6 +558,57 @@ def test_parallel_run_matches_the_serial_run_and_renders_the_statements():
         assert js["facts"] == [sp.sstr(f) for f in c.fact_list()]
 
 
+def test_parallel_run_matches_the_serial_run_with_production_and_conformance():
+    """The torch legs (production, conformance) run as their own tasks on the worker that
+    prefers them; the results, and the order of the conformance checks, do not depend on it."""
+    from softnce_theory.engine import run_catalogue
+
+    claims = all_claims(["cross_entropy"])
+    runs = [run_catalogue(claims, CFG, jobs=jobs, families=["cross_entropy"]) for jobs in (1, 2)]
+    (serial, s_defs, s_conf), (parallel, p_defs, p_conf) = runs
+    assert [r.status for r in serial] == [r.status for r in parallel]
+    for a, b in zip(serial, parallel, strict=True):
+        assert [(r.leg, r.outcome, r.n_points) for r in a.legs] == [
+            (r.leg, r.outcome, r.n_points) for r in b.legs
+        ]
+        assert any(r.leg == "production" for r in a.legs) == ("production" in a.claim.evidence)
+    assert list(s_conf) == list(p_conf) and s_conf  # same checks, same order, not empty
+    assert [r.outcome for r in s_conf.values()] == [r.outcome for r in p_conf.values()]
+    assert list(s_defs) == list(p_defs)
+
+
+def test_a_crashing_worker_stops_the_run_with_its_traceback(monkeypatch):
+    """A bug outside the legs (they catch their own errors) is never a silent gap in the
+    results: the parent raises with the worker's traceback."""
+    import softnce_theory.engine._core as core
+    from softnce_theory.engine import run_catalogue
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom in the worker")
+
+    monkeypatch.setattr(core, "claim_legs", boom)  # inherited by the forked workers
+    claims = all_claims(["cross_entropy"])[:2]
+    with pytest.raises(RuntimeError, match="boom in the worker"):
+        run_catalogue(claims, CFG, jobs=2, families=["cross_entropy"], conformance=False)
+
+
+def test_verify_parent_process_never_imports_torch():
+    """The parent only schedules and reports: the torch legs run in a worker, so the parent
+    does not pay torch's import (about 1 s, serial) before or after the pool."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, sys\n"
+        "from softnce_theory.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    rc = main(['verify', '--family', 'cross_entropy', '--quick', '--json', '--jobs', '2'])\n"
+        "print(rc, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("at", [0, 1, 2])
 def test_normwise_comparison_fails_on_a_nan_anywhere(at):
     """Python's max() keeps the first NaN only; a NaN gradient entry must fail wherever it is."""

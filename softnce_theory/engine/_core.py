@@ -18,11 +18,16 @@ mpmath oracle, value and gradient, float64) that the engine runs and reports alo
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from multiprocessing.connection import wait
 from typing import Any
 
 from softnce_theory.derivations import CheckConfig, Claim, LegRegistry, LegResult, Proof
@@ -38,6 +43,7 @@ from softnce_theory.engine._catalogue import (
 )
 from softnce_theory.engine._prover import lemma_check, statement_of
 from softnce_theory.engine._prover import prove as prove_statement
+from softnce_theory.registry import registry
 
 
 def _conformance_items(families: Iterable[str] | None) -> list[tuple[str, Callable[..., Any]]]:
@@ -253,14 +259,14 @@ def claim_legs(
     cfg: CheckConfig,
     precise: LegRegistry | None = None,
     production: LegRegistry | None = None,
+    parts: tuple[LegName, ...] = ("symbolic", "precise", "production"),
 ) -> list[LegResult]:
-    """The symbolic, precise and production legs of one claim (no definition legs)."""
-    precise = precise if precise is not None else precise_registry()
-    production = production if production is not None else production_registry()
+    """The symbolic, precise and production legs of one claim (no definition legs), or those
+    named in ``parts``."""
     legs: list[LegResult] = []
-    if claim.tactic is not None or claim.prove is not None:
+    if "symbolic" in parts and (claim.tactic is not None or claim.prove is not None):
         legs.append(_timed("symbolic", partial(run_symbolic, claim)))
-    else:  # a numeric-only claim still states something: its statement must build
+    elif "symbolic" in parts:  # a numeric-only claim still states something: it must build
         try:
             statement_of(claim)
         except Exception as exc:
@@ -271,12 +277,14 @@ def claim_legs(
                     detail=f"the statement failed to build from its definitions: {exc!r}",
                 )
             )
-    legs_by: tuple[tuple[LegName, LegRegistry], ...] = (
-        ("precise", precise),
-        ("production", production),
+    legs_by: tuple[tuple[LegName, LegRegistry | None, Callable[[], LegRegistry]], ...] = (
+        ("precise", precise, precise_registry),
+        ("production", production, production_registry),
     )
-    for name, reg in legs_by:
-        fn = reg.get(claim.id)
+    for name, given, default in legs_by:
+        if name not in parts:
+            continue
+        fn = (given if given is not None else default()).get(claim.id)
         if fn is not None:
             legs.append(_timed(name, partial(fn, cfg)))
         elif name in claim.evidence:
@@ -292,27 +300,109 @@ _POOL_STATE: dict[str, Any] = {}
 
 
 def _pool_init() -> None:
-    import torch
+    """A worker shares the cores with the others: one thread each (torch reads the variables
+    when it is imported; a worker that never runs a torch leg never imports it)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    if "torch" in sys.modules:  # imported before the fork (e.g. by the calling program)
+        sys.modules["torch"].set_num_threads(1)
 
-    torch.set_num_threads(1)  # the workers share the cores; no oversubscription
+
+def _pool_state(key: str) -> Any:
+    """A registry of the worker's process (``precise``, ``production``), resolved on first use,
+    so that only a process that runs a torch leg imports the engine modules and torch."""
+    st = _POOL_STATE
+    if key not in st:
+        resolve = {"precise": precise_registry, "production": production_registry}[key]
+        st[key] = resolve(st["families"])
+    return st[key]
 
 
 def _pool_task(task: tuple[str, int]) -> tuple[str, int, Any, float]:
     kind, i = task
     st = _POOL_STATE
+    cfg = st["cfg"]
     t0 = time.perf_counter()
     if kind == "definition":
-        out: Any = run_definitions(st["cfg"], only=[st["definitions"][i]])
+        out: Any = run_definitions(cfg, only=[st["definitions"][i]])
     elif kind == "conformance":
-        name, fn = st["conformance"][i]
-        out = {name: _timed("production", partial(fn, st["cfg"]))}
+        out = run_conformance(cfg, [st["conformance"][i]])
+    elif kind == "production":
+        claim = st["claims"][i]
+        out = claim_legs(claim, cfg, production=_pool_state(kind), parts=("production",))
     else:
         claim = st["claims"][i]
-        legs = claim_legs(claim, st["cfg"], st["precise"], st["production"])
+        legs = claim_legs(claim, cfg, _pool_state("precise"), parts=("symbolic", "precise"))
         seconds = time.perf_counter() - t0
         # rendered here, where the statement was just built, not in the parent from scratch
         return kind, i, (legs, _safe_latex(claim), facts_of(claim)), seconds
     return kind, i, out, time.perf_counter() - t0
+
+
+def _worker_loop(conn: Any) -> None:
+    """A forked worker: run the tasks the parent sends until it sends ``None``."""
+    _pool_init()
+    while (task := conn.recv()) is not None:
+        try:
+            conn.send(("ok", _pool_task(task)))
+        except BaseException:  # a leg failure is a LegResult already; this is a bug
+            conn.send(("crash", traceback.format_exc()))
+
+
+def _run_tasks(
+    queues: dict[str, deque[tuple[str, int]]],
+    jobs: int,
+    collect: Callable[..., None],
+) -> None:
+    """Run the ``sympy`` and ``torch`` task queues on ``jobs`` forked workers, one task at a
+    time per worker. Worker 0 prefers the torch queue, the others the SymPy queue, and each
+    takes from the other queue when its own is empty: with the legs that need torch gathered on
+    one worker, the others usually never import it (about 1 s of CPU each on a 2-core machine).
+    Results do not depend on the assignment: every leg seeds itself from the config."""
+    ctx = multiprocessing.get_context("fork")
+    workers = []
+    for _ in range(jobs):
+        here, there = ctx.Pipe()
+        proc = ctx.Process(target=_worker_loop, args=(there,), daemon=True)
+        proc.start()
+        there.close()
+        workers.append((proc, here))
+    prefs = [("torch", "sympy")] + [("sympy", "torch")] * (jobs - 1)
+
+    def feed(k: int) -> bool:
+        for name in prefs[k]:
+            if queues[name]:
+                workers[k][1].send(queues[name].popleft())
+                return True
+        return False
+
+    busy = {k for k in range(jobs) if feed(k)}
+    try:
+        while busy:
+            for ready in wait([workers[k][1] for k in busy]):
+                k = next(k for k in busy if workers[k][1] is ready)
+                conn = workers[k][1]
+                try:
+                    status, payload = conn.recv()
+                except EOFError:
+                    code = workers[k][0].exitcode
+                    raise RuntimeError(f"verify worker {k} died (exit {code})") from None
+                if status != "ok":
+                    raise RuntimeError(f"verify worker {k} failed:\n{payload}")
+                collect(*payload)
+                if not feed(k):
+                    busy.discard(k)
+    finally:
+        for _, conn in workers:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            conn.close()
+        for proc, _ in workers:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
 
 
 def run_catalogue(
@@ -328,65 +418,55 @@ def run_catalogue(
     """Every claim, definition leg and (optionally) conformance check, on ``jobs`` worker
     processes (forked; ``jobs=1`` runs in-process). Results do not depend on ``jobs``: every leg
     seeds itself from ``cfg``. Returns (claim results, definition legs, conformance legs)."""
-    precise, production = precise_registry(families), production_registry(families)
     def_ids = definition_ids
     if def_ids is None:
         def_ids = [d.id for d in all_definitions(families)]
-    conf = _conformance_items(families) if conformance else []
-    tasks = [("claim", i) for i in range(len(claims))]
-    tasks += [("definition", i) for i in range(len(def_ids))]
-    tasks += [("conformance", i) for i in range(len(conf))]
+    fams = list(families) if families else None
+    # one conformance task per family: its checks are resolved in the worker (torch)
+    conf_fams = [f.name for f in registry().select(fams)] if conformance else []
+    # families declared from a definition run autograd in their precise legs too
+    generic = {f.name for f in registry().select(fams) if f.spec is not None}
+    queues: dict[str, deque[tuple[str, int]]] = {"sympy": deque(), "torch": deque()}
+    for i, c in enumerate(claims):
+        queues["torch" if c.family in generic else "sympy"].append(("claim", i))
+        queues["torch"].append(("production", i))
+    queues["sympy"].extend(("definition", i) for i in range(len(def_ids)))
+    queues["torch"].extend(("conformance", i) for i in range(len(conf_fams)))
     defs: dict[str, LegResult] = {}
-    confs: dict[str, LegResult] = {}
-    legs: dict[int, tuple[tuple[list[LegResult], str, list[str]], float]] = {}
+    confs: dict[str, dict[str, LegResult]] = {}
+    parts: dict[int, tuple[list[LegResult], str, list[str]]] = {}
+    production_parts: dict[int, list[LegResult]] = {}
+    seconds: dict[int, float] = {}
 
-    def collect(kind: str, i: int, out: Any, seconds: float) -> None:
+    def collect(kind: str, i: int, out: Any, secs: float) -> None:
         if kind == "definition":
             defs.update(out)
         elif kind == "conformance":
-            confs.update(out)
+            confs[conf_fams[i]] = out
         else:
-            legs[i] = (out, seconds)
-            if progress is not None:
+            (production_parts if kind == "production" else parts)[i] = out
+            seconds[i] = seconds.get(i, 0.0) + secs
+            if progress is not None and i in parts and i in production_parts:
                 progress(claims[i].id)
 
-    import multiprocessing as mp
-
-    if jobs > 1 and "fork" in mp.get_all_start_methods():
-        _POOL_STATE.update(
-            cfg=cfg,
-            claims=claims,
-            definitions=def_ids,
-            conformance=conf,
-            precise=precise,
-            production=production,
-        )
-        try:
-            with mp.get_context("fork").Pool(jobs, initializer=_pool_init) as pool:
-                for res in pool.imap_unordered(_pool_task, tasks, chunksize=1):
-                    collect(*res)
-        finally:
-            _POOL_STATE.clear()
-    else:
-        _POOL_STATE.update(
-            cfg=cfg,
-            claims=claims,
-            definitions=def_ids,
-            conformance=conf,
-            precise=precise,
-            production=production,
-        )
-        try:
-            for task in tasks:
-                collect(*_pool_task(task))
-        finally:
-            _POOL_STATE.clear()
+    _POOL_STATE.update(
+        cfg=cfg, claims=claims, definitions=def_ids, conformance=conf_fams, families=fams
+    )
+    try:
+        if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+            _run_tasks(queues, jobs, collect)
+        else:
+            for name in ("sympy", "torch"):
+                while queues[name]:
+                    collect(*_pool_task(queues[name].popleft()))
+    finally:
+        _POOL_STATE.clear()
     results = []
     for i, c in enumerate(claims):
-        (own, latex, facts), seconds = legs[i]
-        all_legs = _definition_legs(c, cfg, defs) + own
-        results.append(ClaimResult(c, status_of(c, all_legs), all_legs, seconds, latex, facts))
-    ordered_conf = {name: confs[name] for name, _ in conf}
+        own, latex, facts = parts[i]
+        all_legs = _definition_legs(c, cfg, defs) + own + production_parts[i]
+        results.append(ClaimResult(c, status_of(c, all_legs), all_legs, seconds[i], latex, facts))
+    ordered_conf = {k: v for name in conf_fams for k, v in confs[name].items()}
     return results, dict(sorted(defs.items())), ordered_conf
 
 

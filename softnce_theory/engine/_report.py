@@ -15,21 +15,27 @@ from softnce_theory.engine._core import ClaimResult
 
 
 def versions() -> dict[str, str]:
-    import mpmath
-    import numpy
-    import sympy
-    import torch
+    """The versions of the packages the run used. An imported package reports its
+    ``__version__``; one the run never imported (torch, when every leg ran in workers) is read
+    from its installed metadata instead of being imported only to report it (about 1 s)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     from softnce_theory import __version__
+
+    def of(name: str) -> str:
+        mod = sys.modules.get(name)
+        if mod is not None and hasattr(mod, "__version__"):
+            return str(mod.__version__)
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
 
     return {
         "softnce_theory": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "torch": torch.__version__,
-        "sympy": sympy.__version__,
-        "mpmath": mpmath.__version__,
-        "numpy": numpy.__version__,
+        **{name: of(name) for name in ("torch", "sympy", "mpmath", "numpy")},
     }
 
 
