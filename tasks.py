@@ -27,12 +27,17 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".softnce-install-stamp"
+#: peers whose loss modules the conventions tests compare against, installed without their
+#: dependencies: their package ``__init__`` needs torchvision, whose binary must match torch, so
+#: the tests load only the loss files (tests/peers.py); pinned to the versions the tests name
+PEER_LOSS_MODULES = ("lightly==1.6.0", "open_clip_torch==3.3.0")
 
 
 def _fingerprint() -> str:
     h = hashlib.sha256()
     for name in ("pyproject.toml", "constraints.txt"):
         h.update((ROOT / name).read_bytes())
+    h.update(" ".join(PEER_LOSS_MODULES).encode())
     return h.hexdigest()
 
 
@@ -46,6 +51,8 @@ def ensure_env() -> None:
     print("[tasks] installing softnce-theory and its pinned dependencies", flush=True)
     cmd = [str(PY), "-m", "pip", "install", "--quiet", "-c", "constraints.txt", "-e", ".[test]"]
     subprocess.run(cmd, cwd=ROOT, check=True)
+    peers = [str(PY), "-m", "pip", "install", "--quiet", "--no-deps", *PEER_LOSS_MODULES]
+    subprocess.run(peers, cwd=ROOT, check=True)
     STAMP.write_text(_fingerprint())
 
 

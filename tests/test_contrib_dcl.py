@@ -400,11 +400,14 @@ def test_low_precision_inputs_match_float64_on_the_same_inputs(dtype: torch.dtyp
 # ----------------------------------------------------------------------------- peer
 
 
+@pytest.mark.filterwarnings("ignore:To copy construct from a tensor:UserWarning")  # lightly's own
 def test_lightly_dcl_conventions() -> None:
     """lightly's DCLLoss/DCLWLoss (when installed; checked with lightly 1.6.0): same values
     (mean over the 2B anchors), same DCL gradients; the DCLW gradients differ because lightly
     computes the weight from detached inputs (docs/families/dcl.md)."""
-    lightly = pytest.importorskip("lightly.loss.dcl_loss")
+    from tests.peers import peer_module
+
+    lightly = peer_module("lightly.loss.dcl_loss")
     rng = np.random.default_rng(1)
     z1 = torch.tensor(rng.standard_normal((6, 5)), requires_grad=True)
     z2 = torch.tensor(rng.standard_normal((6, 5)), requires_grad=True)

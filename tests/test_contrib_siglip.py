@@ -298,3 +298,33 @@ def test_the_initial_balance_numbers_of_the_docs_page():
     got = S.siglip_rows(torch.zeros(1, k, dtype=torch.float64), 10.0, bstar)
     assert float(got) == pytest.approx(float(opt), rel=1e-12)
     assert round(float(opt) - math.log(k), 4) == 1.0
+
+
+# ----------------------------------------------------------------------------- peer
+
+
+def test_open_clip_siglip_conventions() -> None:
+    """open_clip's ``SigLipLoss`` (when installed; checked with open_clip_torch 3.3.0): with
+    ``t = logit_scale.exp()`` it takes, the bias it adds and the embeddings it expects already
+    normalised, it equals ``siglip_loss(..., normalize=False)`` in value and in every gradient
+    (rows, t, b), dense and tiled. ``normalize=True`` equals it on normalised inputs."""
+    from tests.peers import peer_module
+
+    loss = peer_module("open_clip.loss")
+    gen = torch.Generator().manual_seed(3)
+    img = torch.randn(7, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    txt = torch.randn(7, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor(math.log(10.0), dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(-2.5, dtype=torch.float64, requires_grad=True)
+    theirs = loss.SigLipLoss()(img, txt, scale.exp(), bias)
+    want = torch.autograd.grad(theirs, [img, txt, scale, bias])
+    for tile in (None, 3):
+        ours = S.siglip_loss(img, txt, scale.exp(), bias, tile=tile, normalize=False)
+        assert ours.item() == pytest.approx(theirs.item(), rel=1e-13)
+        got = torch.autograd.grad(ours, [img, txt, scale, bias])
+        for g, h in zip(got, want, strict=True):
+            assert torch.allclose(g, h, rtol=1e-11, atol=1e-13)
+    unit = [torch.nn.functional.normalize(x.detach(), dim=1) for x in (img, txt)]
+    theirs_n = loss.SigLipLoss()(*unit, scale.exp(), bias)
+    ours_n = S.siglip_loss(*unit, scale.exp(), bias, normalize=True)
+    assert ours_n.item() == pytest.approx(theirs_n.item(), rel=1e-13)
