@@ -8,7 +8,6 @@ wrong closed-form gradient, a falsely declared logit-shift invariance) are caugh
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import replace
 
@@ -20,7 +19,7 @@ import softnce_theory.contrib.siglip as S
 from softnce_theory.derivations import CheckConfig
 from softnce_theory.engine import check_claim, precise_registry, production_registry
 from softnce_theory.engine.generic import derive
-from softnce_theory.registry import Family, registry, scoped
+from softnce_theory.registry import Family, scoped
 from softnce_theory.testing import check_loss
 
 QUICK = CheckConfig(quick=True)
@@ -41,14 +40,6 @@ PROVED = {
 }
 
 
-def _siglip_registered() -> contextlib.AbstractContextManager[object]:
-    """The family in the process registry: already there once its entry point is installed
-    (as a copy carrying the entry point's origin), else registered for the duration."""
-    if "siglip" in registry():
-        return contextlib.nullcontext()
-    return scoped(S.FAMILY)
-
-
 def _embeddings(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return (
@@ -61,10 +52,9 @@ def _embeddings(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_every_claim_is_proved_or_checked():
-    with _siglip_registered():
+    with scoped(S.FAMILY):
         pre, prod = precise_registry(["siglip"]), production_registry(["siglip"])
-        fam = registry().get("siglip")
-        results = {c.id: check_claim(c, QUICK, pre, prod) for c in fam.all_claims()}
+        results = {c.id: check_claim(c, QUICK, pre, prod) for c in S.FAMILY.all_claims()}
     bad = {cid: (r.status, [leg.detail for leg in r.legs]) for cid, r in results.items()}
     assert all(r.status in ("proved", "checked") for r in results.values()), bad
     assert {cid for cid, r in results.items() if r.status == "proved"} == PROVED
@@ -72,7 +62,7 @@ def test_every_claim_is_proved_or_checked():
 
 
 def test_the_audit_passes():
-    with _siglip_registered():
+    with scoped(S.FAMILY):
         report = check_loss(None, "siglip", max_examples=15)
     assert report.passed, report.summary() + str([r.discrepancy for r in report.failures])
 
@@ -236,7 +226,7 @@ def test_audit_catches_a_detached_temperature_in_the_rows():
     def mutant(x, t, b):
         return S.siglip_rows(x, _detached(t), b)
 
-    with _siglip_registered():
+    with scoped(S.FAMILY):
         report = check_loss(mutant, "siglip", max_examples=10, properties=["parameter_gradient"])
     assert not report.passed
     assert "no gradient reaches t" in (report["parameter_gradient"].discrepancy or "")
@@ -246,7 +236,7 @@ def test_audit_catches_a_mean_over_pairs():
     def mutant(x, t, b):
         return S.siglip_rows(x, t, b) / x.shape[1]
 
-    with _siglip_registered():
+    with scoped(S.FAMILY):
         report = check_loss(mutant, "siglip", max_examples=10, properties=["value_vs_oracle"])
     assert not report.passed
 

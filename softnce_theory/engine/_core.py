@@ -422,10 +422,11 @@ def run_catalogue(
     if def_ids is None:
         def_ids = [d.id for d in all_definitions(families)]
     fams = list(families) if families else None
+    selected = registry().select(fams)
     # one conformance task per family: its checks are resolved in the worker (torch)
-    conf_fams = [f.name for f in registry().select(fams)] if conformance else []
+    conf_fams = [f.name for f in selected] if conformance else []
     # families declared from a definition run autograd in their precise legs too
-    generic = {f.name for f in registry().select(fams) if f.spec is not None}
+    generic = {f.name for f in selected if f.spec is not None}
     queues: dict[str, deque[tuple[str, int]]] = {"sympy": deque(), "torch": deque()}
     for i, c in enumerate(claims):
         queues["torch" if c.family in generic else "sympy"].append(("claim", i))
