@@ -280,11 +280,13 @@ class Tally:
         self.max_rel = 0.0
         self.min_margin: float | None = None
         self.failure: str | None = None
+        self.measured = False  # an error size was recorded (close / close_normwise)
 
     def close(self, got: Any, want: Any, where: str = "") -> bool:
         """Compare in the inputs' own arithmetic (mpf stays mpf), record errors as floats."""
         got_f, want_f = float(got), float(want)
         self.n += 1
+        self.measured = True
         if math.isnan(got_f) or math.isnan(want_f):
             ok, err, rel = False, math.inf, math.inf
         elif math.isinf(want_f) or math.isinf(got_f):
@@ -320,6 +322,7 @@ class Tally:
         if len(got_l) != len(want_l):
             raise ValueError(f"{where}: length {len(got_l)} != {len(want_l)}")
         self.n += 1
+        self.measured = True
         scale = max((abs(w) for w in want_l), default=0)
         diffs = [abs(g - w) for g, w in zip(got_l, want_l, strict=True)]
         # Python's max() drops a NaN that is not first, so look for one explicitly
@@ -351,6 +354,13 @@ class Tally:
             self.failure = f"{where}: violated by {-m:.3e}"
         return ok
 
+    def check(self, ok: bool, where: str = "") -> bool:
+        """Record one yes/no point (a property without an error size: accepted, finite)."""
+        self.n += 1
+        if not ok and self.failure is None:
+            self.failure = where
+        return ok
+
     def fail(self, where: str) -> None:
         """Record an explicit failure (e.g. a non-finite result where a finite one is required)."""
         self.n += 1
@@ -358,7 +368,7 @@ class Tally:
             self.failure = where
 
     def result(self, detail: str = "", **extra: Any) -> LegResult:
-        has_err = self.max_abs > 0 or self.max_rel > 0 or self.min_margin is None
+        has_err = self.measured or self.max_abs > 0 or self.max_rel > 0
         return LegResult(
             leg=self.leg,
             outcome="fail" if self.failure else "pass",

@@ -9,7 +9,7 @@ declaration only names what is specific to the family.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from softnce_theory.registry import Family
 
@@ -30,8 +30,19 @@ def layers(name: str) -> dict[str, Any]:
     }
 
 
-def losses(name: str, *functions: str) -> dict[str, str]:
-    return {fn: f"softnce_theory.losses.{name}:{fn}" for fn in functions}
+class _Losses(TypedDict):
+    losses: dict[str, Any]
+    domains: dict[str, Any]
+
+
+def losses(name: str, *functions: str) -> _Losses:
+    """``losses`` and ``domains`` of a built-in family: each loss ``f`` of
+    ``softnce_theory/losses/<name>.py`` and its input domain ``F`` (upper-cased) in
+    :mod:`softnce_theory.losses.domains`."""
+    return {
+        "losses": {fn: f"softnce_theory.losses.{name}:{fn}" for fn in functions},
+        "domains": {fn: f"softnce_theory.losses.domains:{fn.upper()}" for fn in functions},
+    }
 
 
 BUILTIN: tuple[Family, ...] = (
@@ -40,7 +51,7 @@ BUILTIN: tuple[Family, ...] = (
         title="InfoNCE / NCE theory: the MI bound, the log K ceiling, finite-negative bias",
         source="van den Oord et al. 2018 (arXiv 1807.03748) eq. (4); Poole et al. 2019",
         **layers("infonce"),
-        losses=losses("infonce", "info_nce", "symmetric_info_nce", "ranking_nce"),
+        **losses("infonce", "info_nce", "symmetric_info_nce", "ranking_nce"),
         tiled=("infonce", "symmetric_infonce"),
         contracts=("infonce",),
         distributed=("infonce",),
@@ -61,7 +72,7 @@ BUILTIN: tuple[Family, ...] = (
         title="Soft-target InfoNCE",
         source="Hugger & Uhlmann 2024 (arXiv 2404.14076), eq. (6) and official code loss.py",
         **layers("soft_target_infonce"),
-        losses=losses("soft_target_infonce", "soft_target_info_nce", "info_nce_hard_labels"),
+        **losses("soft_target_infonce", "soft_target_info_nce", "info_nce_hard_labels"),
         tiled=("soft_target_infonce",),
         contracts=("soft_target_infonce",),
         distributed=("soft_target_infonce",),
@@ -76,7 +87,7 @@ BUILTIN: tuple[Family, ...] = (
         title="Cross-entropy baselines: soft CE, label smoothing, NLL",
         source="Hugger & Uhlmann 2024 baselines (SoftTargetCrossEntropy); Szegedy et al. 2016 §7",
         **layers("cross_entropy"),
-        losses=losses(
+        **losses(
             "cross_entropy",
             "soft_target_cross_entropy",
             "nll_loss",
@@ -89,7 +100,7 @@ BUILTIN: tuple[Family, ...] = (
         title="SupCon and SINCERE: same-class repulsion and the KL bound",
         source="Khosla et al. 2020 (arXiv 2004.11362) eq. 2/3; Feeney & Hughes (arXiv 2309.14277)",
         **layers("sincere"),
-        losses=losses("sincere", "supcon_loss", "sincere_loss"),
+        **losses("sincere", "supcon_loss", "sincere_loss"),
         tiled=("supcon", "sincere"),
         contracts=("supcon_out", "supcon_in", "sincere"),
         distributed=("supcon_out", "supcon_in", "sincere"),
@@ -104,7 +115,7 @@ BUILTIN: tuple[Family, ...] = (
         title="Prototype CE and ESupCon (reconstructed)",
         source="Aljundi et al. 2023 (arXiv 2211.03646), abstract and figure (reconstructed)",
         **layers("aljundi"),
-        losses=losses("aljundi", "prototype_cross_entropy", "esupcon_loss"),
+        **losses("aljundi", "prototype_cross_entropy", "esupcon_loss"),
         tiled=("esupcon",),
     ),
     Family(
@@ -112,7 +123,7 @@ BUILTIN: tuple[Family, ...] = (
         title="Collision cross-entropy: the self-labeling loss and EM",
         source="Zhang & Boykov 2023 (arXiv 2303.07321)",
         **layers("collision_ce"),
-        losses=losses("collision_ce", "collision_cross_entropy", "self_labeling_loss"),
+        **losses("collision_ce", "collision_cross_entropy", "self_labeling_loss"),
         contracts=("collision_ce",),
         figures={
             "collision_vs_shannon": _PLOTS + "collision_vs_shannon",

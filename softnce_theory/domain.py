@@ -8,12 +8,16 @@ declared once, and every method derives from the declaration); no code is shared
   :math:`(0, \\infty)`.
 * :class:`Param` is a scalar argument (a Python number or a 0-d tensor, which keeps its
   gradient): ``Param("temperature", Interval(0, inf))``.
-* :class:`Array` is a tensor argument with named dimensions: ``Array("logits", ("B", "K"))``.
-* :class:`Domain` groups them with the *typical* ranges random points are drawn from and the
-  *extremes* at which a loss must stay finite.
+* :class:`Array` is a floating tensor argument with named dimensions:
+  ``Array("logits", ("B", "C"))``; ``simplex=True`` makes its rows probability vectors.
+* :class:`Labels` is an integer tensor of class labels: ``Labels("labels", ("B",), classes="C")``.
+* :class:`Domain` groups them with the *typical* ranges random points are drawn from, the
+  *extremes* at which a loss must stay finite, and the edge policies.
 
-Validation errors are :class:`ValueError` whose message starts with the argument's name and
-states the rule, e.g. ``temperature must be a finite real in (0, inf), got -1.0``.
+A dimension name is bound by the first argument that has it; every later argument must agree
+(``targets: dimension C is 5 but logits has C = 4``). Validation errors are
+:class:`ValueError` whose message starts with the argument's name and states the rule, e.g.
+``temperature must be finite and > 0, got -1.0``.
 
 This module imports neither torch nor sympy at import time (the CLI's ``--help`` stays light);
 tensor checks import torch when a tensor is actually passed.
@@ -74,13 +78,21 @@ def _is_tensor(x: object) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
+def _is_number(x: object) -> bool:
+    """A real Python or numpy number (``bool`` is not one)."""
+    import numbers
+
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and type(x).__name__ != "bool_"
+
+
 @dataclass(frozen=True)
 class Param:
-    """A scalar argument: a Python ``int``/``float`` or a one-element floating tensor.
+    """A scalar argument: a real number (Python or numpy) or a one-element floating tensor.
 
     ``typical`` is the range the engine's random points and the strategies draw from (default:
     the interval clipped to ``[-5, 5]``); ``extremes`` are the declared edge values at which the
-    loss must stay finite (e.g. a temperature of ``1e-4``).
+    loss must stay finite (e.g. a temperature of ``1e-4``). An ``integer`` parameter accepts
+    Python / numpy integers only (``2.0`` and ``True`` are refused).
     """
 
     name: str
@@ -92,40 +104,70 @@ class Param:
 
     @property
     def rule(self) -> str:
-        kind = "an integer" if self.integer else "a finite real"
-        return f"{kind} in {self.interval}"
+        """The domain in words: ``finite and > 0``, ``finite and >= 0``, ``lie in [0, 1]``,
+        ``>= 1`` (an integer parameter) or ``finite``."""
+        iv = self.interval
+        lo, hi = math.isfinite(iv.low), math.isfinite(iv.high)
+        if lo and hi:
+            return f"lie in {iv}"
+        parts = []
+        if lo:
+            parts.append(f"{'>=' if iv.low_closed else '>'} {_fmt(iv.low)}")
+        if hi:
+            parts.append(f"{'<=' if iv.high_closed else '<'} {_fmt(iv.high)}")
+        bounds = " and ".join(parts)
+        if self.integer:
+            return bounds
+        return f"finite and {bounds}" if bounds else "finite"
 
-    def check(self, value: Any) -> Any:
-        """``value`` unchanged if it is in the domain, else a ``ValueError`` naming the rule.
-        A tensor is returned as is (never detached): its gradient keeps flowing."""
-        got = value
-        if (
-            isinstance(value, (bool, str, bytes))
-            or value is None
-            or type(value).__name__ == "bool_"
-        ):
-            raise ValueError(f"{self.name} must be {self.rule}, got {value!r}")
+    def _must(self) -> str:
+        r = self.rule
+        return f"{self.name} must {r}" if r.startswith("lie ") else f"{self.name} must be {r}"
+
+    def _check_value(self, v: float, shown: object) -> None:
+        if not (math.isfinite(v) and v in self.interval) or (self.integer and v != int(v)):
+            raise ValueError(f"{self._must()}, got {shown!r}")
+
+    def check(self, value: Any, *, check_values: bool = True) -> Any:
+        """``value`` checked against the declaration, else a ``ValueError`` naming the rule
+        (``temperature must be finite and > 0, got -1.0``).
+
+        A real number is returned as a ``float`` (an ``int`` for an integer parameter). A
+        one-element floating tensor is returned as a 0-d tensor **with its autograd graph** (a
+        learnable parameter; never detached); its value is read only when ``check_values`` (the
+        torch layer turns it off while ``torch.compile`` traces) and it is not a ``meta``
+        tensor. Integer and bool tensors are refused."""
+        name = self.name
+        if self.integer:
+            import numbers
+
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(
+                    f"{name} must be an integer {self.rule}, got {type(value).__name__} {value!r}"
+                )
+            k = int(value)
+            self._check_value(float(k), k)
+            return k
         if _is_tensor(value):
+            if not value.dtype.is_floating_point:
+                raise ValueError(
+                    f"{name} must be a real number or a floating tensor (learnable), got dtype "
+                    f"{value.dtype}"
+                )
             if value.numel() != 1:
                 raise ValueError(
-                    f"{self.name} must be a scalar (a one-element tensor), got shape "
-                    f"{tuple(value.shape)}"
+                    f"{name} must be a scalar (one element), got shape {tuple(value.shape)}"
                 )
-            if not self.integer and not value.is_floating_point():
-                raise ValueError(f"{self.name} must be a floating tensor, got {value.dtype}")
-            got = float(value.detach().reshape(()).item())
-        else:
-            try:
-                got = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{self.name} must be {self.rule}, got {type(value).__name__}"
-                ) from None
-        if not math.isfinite(got) or got not in self.interval:
-            raise ValueError(f"{self.name} must be {self.rule}, got {got!r}")
-        if self.integer and got != int(got):
-            raise ValueError(f"{self.name} must be {self.rule}, got {got!r}")
-        return value
+            t = value.reshape(())
+            if check_values and not t.is_meta:
+                v = float(t.detach())
+                self._check_value(v, v)
+            return t
+        if not _is_number(value):
+            raise ValueError(f"{name} must be a real number, got {type(value).__name__}")
+        v = float(value)
+        self._check_value(v, value)
+        return v
 
     def typical_range(self) -> tuple[float, float]:
         if self.typical is not None:
@@ -136,16 +178,36 @@ class Param:
             lo = lo + min(1e-3, (hi - lo) / 10)
         return lo, hi
 
-    def sample(self, rng: random.Random) -> float:
+    def sample(self, rng: random.Random) -> float | int:
+        """A value drawn uniformly from the typical range (an ``int`` for an integer one)."""
         lo, hi = self.typical_range()
         x = rng.uniform(lo, hi)
-        return float(round(x)) if self.integer else x
+        return round(x) if self.integer else x
+
+
+#: what a loss does with NaN / inf entries of a floating array
+NONFINITE_POLICIES = ("reject", "propagate")
 
 
 @dataclass(frozen=True)
 class Array:
-    """A floating tensor argument with named dimensions, e.g. ``("B", "K")``; every entry must
-    lie in ``interval`` (default: all finite reals), ``typical`` is the sampling range."""
+    """A floating tensor argument with named dimensions, e.g. ``("B", "K")``.
+
+    * ``interval``: every entry must lie in it; with the default (all reals) entries must be
+      finite, unless ``nonfinite="propagate"`` (the loss computes NaN/inf through: logits and
+      embeddings are data the loss computes on, so no data-dependent check runs on them).
+    * ``simplex``: rows (the last dimension) are probability vectors: finite, ``>= 0``, summing
+      to 1 within ``sqrt(eps)`` of the dtype.
+    * ``optional``: dimensions that may be absent (``("B", "V", "D")`` with ``optional=("V",)``
+      accepts ``(B, D)`` and ``(B, V, D)``).
+    * ``dtype_of``: the name of an earlier argument whose dtype this one must share.
+    * ``same_device``: it must live on the first tensor argument's device (default); ``False``
+      for an argument the loss moves itself (a small class prior).
+    * ``min_sizes``: the least size of a dimension (default 1: no empty dimension).
+    * ``typical``: the range random entries are drawn from (not a constraint).
+    * ``required``: ``False`` for an optional argument (``None`` by default); random points
+      (:meth:`Domain.sample`) leave it out, since its cross-argument rules are the loss's own.
+    """
 
     name: str
     dims: tuple[str, ...]
@@ -153,54 +215,44 @@ class Array:
     typical: tuple[float, float] = (-3.0, 3.0)
     min_sizes: Mapping[str, int] = field(default_factory=dict)
     dtypes: tuple[str, ...] = FLOAT_DTYPES
+    optional: tuple[str, ...] = ()
+    simplex: bool = False
+    nonfinite: str = "reject"
+    dtype_of: str | None = None
+    same_device: bool = True
+    required: bool = True
     doc: str = ""
 
-    def check(self, x: Any, sizes: dict[str, int]) -> dict[str, int]:
-        """Check ``x`` and bind its dimension names into ``sizes`` (a mismatch with a size bound
-        by an earlier argument is an error). Returns ``sizes``."""
-        if not _is_tensor(x):
-            raise ValueError(f"{self.name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != len(self.dims):
-            shape = "(" + ", ".join(self.dims) + ")"
-            raise ValueError(
-                f"{self.name} must have shape {shape} ({len(self.dims)} dims), got {tuple(x.shape)}"
-            )
-        if str(x.dtype).removeprefix("torch.") not in self.dtypes:
-            raise ValueError(f"{self.name} must have a dtype in {self.dtypes}, got {x.dtype}")
-        for d, n in zip(self.dims, x.shape, strict=True):
-            need = self.min_sizes.get(d, 1)
-            if n < need:
-                raise ValueError(f"{self.name}: dimension {d} must be >= {need}, got {n}")
-            if d in sizes and sizes[d] != n:
-                raise ValueError(
-                    f"{self.name}: dimension {d} is {n} but an earlier argument has {d} = "
-                    f"{sizes[d]}"
-                )
-            sizes[d] = int(n)
-        if x.numel():
-            v = x.detach()
-            lo, hi = float(v.min()), float(v.max())
-            if not (math.isfinite(lo) and math.isfinite(hi)) and self.interval == REALS:
-                raise ValueError(f"{self.name} must be finite (no NaN or inf entries)")
-            if (
-                math.isnan(lo)
-                or math.isnan(hi)
-                or lo not in self.interval
-                or hi not in self.interval
-            ):
-                raise ValueError(
-                    f"{self.name}: every entry must be in {self.interval}, got range "
-                    f"[{lo:g}, {hi:g}]"
-                )
-        return sizes
+    def __post_init__(self) -> None:
+        if self.nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"Array.nonfinite must be one of {NONFINITE_POLICIES}")
+        if not set(self.optional) <= set(self.dims):
+            raise ValueError(f"Array {self.name}: optional dims must be among {self.dims}")
+
+    def layouts(self) -> tuple[tuple[str, ...], ...]:
+        """The accepted dimension layouts: all dims, then without the optional ones."""
+        short = tuple(d for d in self.dims if d not in self.optional)
+        return (self.dims, short) if self.optional else (self.dims,)
+
+    def shape_rule(self) -> str:
+        shapes = " or ".join(_shape(ds) for ds in self.layouts())
+        ranks = " or ".join(f"{len(ds)}-D" for ds in self.layouts())
+        return f"{shapes} ({ranks})"
 
     def sample(self, rng: random.Random, sizes: Mapping[str, int]) -> list[Any]:
-        """A nested list of the declared shape with entries drawn from ``typical``."""
+        """A nested list of one of the declared layouts (chosen at random when some dimensions
+        are optional): entries from ``typical``, or, for a simplex array, rows of uniform
+        entries normalised to sum 1."""
         lo, hi = self.typical
+        layouts = self.layouts()
+        dims = layouts[rng.randrange(len(layouts))]
 
         def build(k: int) -> list[Any]:
-            n = sizes[self.dims[k]]
-            if k == len(self.dims) - 1:
+            n = sizes[dims[k]]
+            if k == len(dims) - 1:
+                if self.simplex:
+                    w = [rng.uniform(0.05, 1.0) for _ in range(n)]
+                    return [v / sum(w) for v in w]
                 return [rng.uniform(lo, hi) for _ in range(n)]
             return [build(k + 1) for _ in range(n)]
 
@@ -208,19 +260,190 @@ class Array:
 
 
 @dataclass(frozen=True)
-class Domain:
-    """The input domain of one loss: its tensor arguments, its scalar parameters and the edge
-    policies (name -> what the loss does there) that documentation and audits show."""
+class Labels:
+    """An integer tensor of class labels with named dimensions (usually ``("B",)``).
 
-    arrays: tuple[Array, ...] = ()
+    ``classes`` names the dimension of another argument that counts the classes (the labels
+    must lie in ``[0, size)``, e.g. ``"C"`` for logits of shape ``(B, C)``); ``None`` requires
+    only non-negative labels (SupCon's classes are whatever labels appear)."""
+
+    name: str
+    dims: tuple[str, ...] = ("B",)
+    classes: str | None = None
+    required: bool = True
+    doc: str = ""
+
+    def layouts(self) -> tuple[tuple[str, ...], ...]:
+        return (self.dims,)
+
+    def sample(self, rng: random.Random, sizes: Mapping[str, int]) -> list[Any]:
+        """Labels in ``[0, size of classes)``, or in ``[0, max(1, n // 2))`` without a classes
+        dimension (so repeated classes and singletons both occur)."""
+
+        def build(k: int) -> list[Any]:
+            n = sizes[self.dims[k]]
+            if k == len(self.dims) - 1:
+                hi = sizes[self.classes] if self.classes else max(1, n // 2)
+                return [rng.randrange(hi) for _ in range(n)]
+            return [build(k + 1) for _ in range(n)]
+
+        return build(0)
+
+
+Tensor = Array | Labels
+
+
+class _Bound:
+    """Dimension sizes bound so far (with the argument that bound each), and the first
+    tensor's device and each argument's dtype."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[str, tuple[int, str]] = {}
+        self.device: tuple[Any, str] | None = None
+        self.dtypes: dict[str, Any] = {}
+
+
+def _check_structure(a: Tensor, x: Any, bound: _Bound) -> None:
+    """Type, dtype, rank, sizes, shared dims and device of one tensor argument."""
+    name = a.name
+    if not _is_tensor(x):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    dt = str(x.dtype).removeprefix("torch.")
+    if isinstance(a, Labels):
+        if x.dtype.is_floating_point or x.dtype.is_complex or dt == "bool":
+            raise ValueError(f"{name} must have an integer dtype, got {x.dtype}")
+    elif dt not in a.dtypes:
+        raise ValueError(f"{name} must have dtype {_words(a.dtypes)}, got {x.dtype}")
+    dims = next((ds for ds in a.layouts() if len(ds) == x.dim()), None)
+    if dims is None:
+        if isinstance(a, Labels) and all(d in bound.sizes for d in a.dims):
+            want = "(" + "".join(f"{bound.sizes[d][0]}," for d in a.dims) + ")"
+            raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape {_shape_rule(a)}, got shape {tuple(x.shape)}")
+    for i, (d, n) in enumerate(zip(dims, x.shape, strict=True)):
+        need = a.min_sizes.get(d, 1) if isinstance(a, Array) else 1
+        if d in bound.sizes and bound.sizes[d][0] != n:
+            m, other = bound.sizes[d]
+            if other == name and d in dims[:i]:
+                raise ValueError(
+                    f"{name}: its dimensions named {d} must be equal, got shape {tuple(x.shape)}"
+                )
+            if isinstance(a, Labels):
+                want = "(" + "".join(f"{bound.sizes[e][0]}," for e in a.dims) + ")"
+                raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+            raise ValueError(f"{name}: dimension {d} is {n} but {other} has {d} = {m}")
+        if n < need:
+            if i == 0 and need == 1:
+                raise ValueError(f"{name} must be a non-empty batch (dimension {d} has size 0)")
+            raise ValueError(f"{name}: dimension {d} must be >= {need}, got {n}")
+        bound.sizes.setdefault(d, (int(n), name))
+    if isinstance(a, Array) and not a.same_device:
+        pass
+    elif bound.device is None:
+        bound.device = (x.device, name)
+    elif x.device != bound.device[0]:
+        dev, ref = bound.device
+        raise ValueError(f"{name} must be on the same device as {ref} ({dev}), got {x.device}")
+    if isinstance(a, Array) and a.dtype_of is not None and a.dtype_of in bound.dtypes:
+        want = bound.dtypes[a.dtype_of]
+        if x.dtype != want:
+            raise ValueError(
+                f"{name} must have the same dtype as {a.dtype_of} ({want}), got {x.dtype}"
+            )
+    bound.dtypes[name] = x.dtype
+
+
+def _shape_rule(a: Tensor) -> str:
+    if isinstance(a, Array):
+        return a.shape_rule()
+    return f"{_shape(a.dims)} ({len(a.dims)}-D)"
+
+
+def _shape(dims: tuple[str, ...]) -> str:
+    """``("B", "C")`` -> ``(B, C)``; ``("C",)`` -> ``(C,)``."""
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _words(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _simplex_tol(x: Any) -> float:
+    import torch
+
+    return math.sqrt(torch.finfo(x.dtype).eps)
+
+
+def _check_entries(a: Tensor, x: Any, bound: _Bound) -> None:
+    """The data-dependent rules of one argument (entries, simplex rows, label range)."""
+    name = a.name
+    if x.is_meta or not x.numel():
+        return
+    v = x.detach()
+    if isinstance(a, Labels):
+        lo, hi = int(v.min()), int(v.max())
+        if a.classes is None:
+            if lo < 0:
+                raise ValueError(f"{name} must be non-negative, found {lo}")
+        else:
+            k = bound.sizes[a.classes][0]
+            if lo < 0 or hi >= k:
+                raise ValueError(f"{name} must lie in [0, {k}); found values in [{lo}, {hi}]")
+        return
+    if a.simplex:
+        import torch
+
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must be finite (found NaN or Inf)")
+        if bool((v < 0).any()):
+            raise ValueError(f"{name} must be non-negative (found {float(v.min()):.3e})")
+        t = _simplex_tol(v)
+        dev = (v.double().sum(-1) - 1.0).abs()
+        if bool((dev > t).any()):
+            raise ValueError(
+                f"{name} rows must sum to 1 (tolerance {t:.1e}); worst |sum - 1| = "
+                f"{float(dev.max()):.3e}"
+            )
+        return
+    if a.nonfinite == "propagate":
+        return
+    flo, fhi = float(v.min()), float(v.max())
+    if a.interval == REALS:
+        if not (math.isfinite(flo) and math.isfinite(fhi)):
+            raise ValueError(f"{name} must be finite (no NaN or inf entries)")
+    elif math.isnan(flo) or math.isnan(fhi) or flo not in a.interval or fhi not in a.interval:
+        raise ValueError(
+            f"{name}: every entry must be in {a.interval}, got range [{flo:g}, {fhi:g}]"
+        )
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The input domain of one loss: its tensor arguments (:class:`Array`, :class:`Labels`), its
+    scalar parameters (:class:`Param`), the edge policies (name -> what the loss does there),
+    the cross-argument ``rules`` the loss checks itself (in words, for the docs) and the
+    ``exclusive`` groups of parameters of which at most one may be given (``temperature`` or
+    ``logit_scale``)."""
+
+    arrays: tuple[Tensor, ...] = ()
     params: tuple[Param, ...] = ()
     edges: Mapping[str, str] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()
+    exclusive: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         names = [a.name for a in self.arrays] + [p.name for p in self.params]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"Domain: argument names must be unique, repeated {sorted(dup)}")
+        dims = {d for a in self.arrays for d in a.dims}
+        for a in self.arrays:
+            if isinstance(a, Labels) and a.classes is not None and a.classes not in dims:
+                raise ValueError(f"Domain: {a.name}.classes {a.classes!r} is not a dimension")
+        pnames = {p.name for p in self.params}
+        for group in self.exclusive:
+            if not set(group) <= pnames:
+                raise ValueError(f"Domain: exclusive {group} names a non-parameter")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -232,35 +455,49 @@ class Domain:
                 return p
         raise KeyError(name)
 
-    def validate(self, values: Mapping[str, Any]) -> dict[str, int]:
-        """Check every declared argument present in ``values``; returns the bound sizes."""
-        sizes: dict[str, int] = {}
-        for a in self.arrays:
-            if a.name in values:
-                a.check(values[a.name], sizes)
+    def validate(self, values: Mapping[str, Any], *, check_values: bool = True) -> dict[str, Any]:
+        """Check every declared argument present in ``values`` (``None`` is an absent optional
+        argument) and return them checked: tensors as given, parameters as :meth:`Param.check`
+        returns them. Structure first (types, dtypes, shapes, shared dimensions, devices, in
+        declaration order), then, when ``check_values``, the data-dependent rules. A violation
+        is a ``ValueError`` whose message starts with the argument's name."""
+        for group in self.exclusive:
+            given = [n for n in group if values.get(n) is not None]
+            if len(given) > 1:
+                raise ValueError(f"{' and '.join(given)} are mutually exclusive; pass only one")
+        bound = _Bound()
+        present = [a for a in self.arrays if values.get(a.name) is not None]
+        for a in present:
+            _check_structure(a, values[a.name], bound)
+        out: dict[str, Any] = {a.name: values[a.name] for a in present}
         for p in self.params:
-            if p.name in values:
-                p.check(values[p.name])
-        return sizes
+            if values.get(p.name) is not None:
+                out[p.name] = p.check(values[p.name], check_values=check_values)
+        if check_values:
+            for a in present:
+                _check_entries(a, values[a.name], bound)
+        return out
 
     def sample(self, rng: random.Random, sizes: Mapping[str, int]) -> dict[str, Any]:
-        """One random point: nested lists for the arrays, floats for the parameters."""
-        out: dict[str, Any] = {a.name: a.sample(rng, sizes) for a in self.arrays}
-        out.update({p.name: p.sample(rng) for p in self.params})
+        """One random point: nested lists for the required arrays (labels as ints), floats for
+        the parameters (one, chosen at random, of each ``exclusive`` group)."""
+        out: dict[str, Any] = {a.name: a.sample(rng, sizes) for a in self.arrays if a.required}
+        keep = [g[rng.randrange(len(g))] for g in self.exclusive]
+        left_out = {n for g, k in zip(self.exclusive, keep, strict=True) for n in g if n != k}
+        out.update({p.name: p.sample(rng) for p in self.params if p.name not in left_out})
         return out
 
     def extreme_points(self, rng: random.Random, sizes: Mapping[str, int]) -> list[dict[str, Any]]:
-        """Points at every declared parameter extreme (the other parameters typical), and arrays
-        scaled to the ends of their typical range."""
+        """Points at every declared parameter extreme (the other parameters typical)."""
         base = self.sample(rng, sizes)
         out: list[dict[str, Any]] = []
         for p in self.params:
-            for e in p.extremes:
-                out.append({**base, p.name: e})
+            if p.name in base:
+                out.extend({**base, p.name: e} for e in p.extremes)
         return out
 
 
-def dims_of(arrays: Iterable[Array]) -> tuple[str, ...]:
+def dims_of(arrays: Iterable[Tensor]) -> tuple[str, ...]:
     """The distinct dimension names of ``arrays``, in order of first appearance."""
     seen: dict[str, None] = {}
     for a in arrays:

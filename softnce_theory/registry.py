@@ -34,9 +34,9 @@ import importlib
 import importlib.metadata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from softnce_theory.domain import Domain
+from softnce_theory.domain import Array, Domain
 
 #: the entry-point group user packages declare their families in
 ENTRY_POINT_GROUP = "softnce.families"
@@ -100,8 +100,13 @@ class LossSpec:
     invariances: tuple[str, ...] = ()
     sizes: tuple[int, ...] = (2, 3, 5)
 
+    @property
+    def rows(self) -> Array:
+        """The input rows: the domain's first (floating) array, ``(B, K)``."""
+        return cast(Array, self.domain.arrays[0])
+
     def __post_init__(self) -> None:
-        if not self.domain.arrays:
+        if not self.domain.arrays or not isinstance(self.domain.arrays[0], Array):
             raise ValueError("LossSpec.domain must declare the input rows as its first Array")
         if len(self.domain.arrays[0].dims) != 2:
             raise ValueError("LossSpec.domain: the first Array must have dims like ('B', 'K')")

@@ -264,11 +264,11 @@ Y = torch.tensor([0, 1, 2, 1])
     [
         ((_x(4, 3, dtype=torch.int32), Y, _x(3, 3)), {}, "embeddings must have dtype"),
         ((_x(4, 3), Y, _x(3, 3, dtype=torch.int64)), {}, "prototypes must have dtype"),
-        ((_x(4, 3), Y, _x(3)), {}, "prototypes must be 2-D"),
-        ((_x(4, 3), Y, _x(3, 5)), {}, "prototypes must have the embedding dimension 3"),
-        ((_x(4, 3), Y, _x(0, 3)), {}, "prototypes must have at least one row"),
-        ((_x(4, 3), Y, _x(2, 3)), {}, r"prototypes must have at least max\(labels\) \+ 1 = 3 rows"),
-        ((_x(4, 3), torch.tensor([0, -1, 2, 1]), _x(3, 3)), {}, "labels must be non-negative"),
+        ((_x(4, 3), Y, _x(3)), {}, r"prototypes must have shape \(K, D\) \(2-D\)"),
+        ((_x(4, 3), Y, _x(3, 5)), {}, "prototypes: dimension D is 5 but embeddings has D = 3"),
+        ((_x(4, 3), Y, _x(0, 3)), {}, "prototypes must be a non-empty batch"),
+        ((_x(4, 3), Y, _x(2, 3)), {}, r"labels must lie in \[0, 2\); found values in \[0, 2\]"),
+        ((_x(4, 3), torch.tensor([0, -1, 2, 1]), _x(3, 3)), {}, r"labels must lie in \[0, 3\)"),
         ((_x(4, 3), Y.float(), _x(3, 3)), {}, "labels must have an integer dtype"),
         ((_x(4, 3), Y[:3], _x(3, 3)), {}, r"labels must have shape \(4,\)"),
         ((_x(0, 3), Y[:0], _x(3, 3)), {}, "embeddings must be a non-empty batch"),
@@ -282,7 +282,7 @@ Y = torch.tensor([0, 1, 2, 1])
         (
             (_x(4, 3), Y, _x(3, 3, dtype=torch.float64).to("meta")),
             {},
-            "prototypes must be on the device",
+            "prototypes must be on the same device as embeddings",
         ),
     ],
 )
@@ -292,15 +292,17 @@ def test_bad_input_raises(fn, args, kw, match):
 
 
 def test_prototype_ce_rejects_multiview_and_predict_validates():
-    with pytest.raises(ValueError, match="embeddings must be 2-D"):
+    with pytest.raises(ValueError, match=r"embeddings must have shape \(B, D\) \(2-D\)"):
         al.prototype_cross_entropy(_x(4, 2, 3), Y, _x(3, 3))
     with pytest.raises(ValueError, match="temperature must be finite and > 0"):
         al.prototype_predict(_x(4, 3), _x(3, 3), -1.0)
-    with pytest.raises(ValueError, match="prototypes must have the embedding dimension"):
+    with pytest.raises(ValueError, match="prototypes: dimension D is 2 but embeddings has D = 3"):
         al.prototype_predict(_x(4, 3), _x(3, 2), 0.1)
     with pytest.raises(ValueError, match="num_classes and dim must be >= 1"):
         al.ESupConLoss(0, 3)
-    with pytest.raises(ValueError, match="prototypes must have num_classes = 4 rows"):
+    with pytest.raises(
+        ValueError, match=r"prototypes must have shape \(num_classes, dim\) = \(4, 3\)"
+    ):
         al.PrototypeCrossEntropy(4, 3, prototypes=_x(3, 3))
 
 

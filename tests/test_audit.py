@@ -46,7 +46,8 @@ def test_production_loss_passes(capsys):
         "4",
     )
     assert rc == 0
-    assert "12/12 properties pass" in out and "value_vs_oracle" in out and "low_precision" in out
+    assert "13/13 properties pass" in out and "value_vs_oracle" in out and "low_precision" in out
+    assert status(out, "declared_domain") == "PASS"
 
 
 def test_file_path_target_failure_shows_counterexample(capsys):
@@ -213,7 +214,7 @@ def test_correct_soft_ce_fails_only_the_inf_logit_policy(capsys, tmp_path, form)
     assert data["tiers"]["correctness"] == {
         "passed": True,
         "fails_run": True,
-        "properties": 7,
+        "properties": 8,
         "failed": [],
     }
     assert data["tiers"]["robustness"]["failed"] == ["masked_logit"]

@@ -436,14 +436,20 @@ S = torch.full((2, 3), 1.0 / 3)
             lambda: cce.collision_cross_entropy(Z, torch.full((2, 3), float("nan"))),
             "targets must be finite",
         ),
-        (lambda: cce.collision_cross_entropy(Z, torch.eye(3)), "targets must have the same shape"),
+        (
+            lambda: cce.collision_cross_entropy(Z, torch.eye(3)),
+            "targets: dimension B is 3 but logits has B = 2",
+        ),
         (
             lambda: cce.collision_cross_entropy(torch.zeros(0, 3), torch.zeros(0, 3)),
             "logits must be a non-empty",
         ),
         (lambda: cce.collision_cross_entropy(Z.long(), Y), "logits must have dtype"),
         (lambda: cce.collision_cross_entropy(Z, Y.long()), "targets must have dtype"),
-        (lambda: cce.collision_cross_entropy(Z[0], Y[0]), "logits must be 2-D"),
+        (
+            lambda: cce.collision_cross_entropy(Z[0], Y[0]),
+            r"logits must have shape \(B, C\) \(2-D\)",
+        ),
         (
             lambda: cce.collision_cross_entropy(Z, Y, reduction="avg"),  # type: ignore[arg-type]
             "reduction must be one of",
@@ -465,7 +471,10 @@ S = torch.full((2, 3), 1.0 / 3)
         (lambda: cce.em_pseudo_labels(S, lam=1.0, max_iter=True), "max_iter must be an int"),
         (lambda: cce.em_pseudo_labels(S * 2, lam=1.0), "probs rows must sum to 1"),
         (lambda: cce.em_pseudo_labels(torch.zeros(0, 3), lam=1.0), "probs must be a non-empty"),
-        (lambda: cce.em_pseudo_labels(S, lam=1.0, y0=torch.eye(3)), "y0 must have the same shape"),
+        (
+            lambda: cce.em_pseudo_labels(S, lam=1.0, y0=torch.eye(3)),
+            "y0: dimension B is 3 but probs has B = 2",
+        ),
         (lambda: cce.em_pseudo_labels(S, lam=1.0, y0=-Y), "y0 must be non-negative"),
         (lambda: cce.em_pseudo_labels(Y, lam=1.0, y0=torch.eye(3)[[1, 2]]), "y0 rows must overlap"),
         (
@@ -486,7 +495,7 @@ S = torch.full((2, 3), 1.0 / 3)
         (lambda: cce.project_simplex(torch.zeros(2, 0)), "v must have a non-empty last dimension"),
         (
             lambda: cce.pseudo_label_objective(S, torch.eye(3), lam=1.0),
-            "y must have the same shape",
+            "y: dimension B is 3 but probs has B = 2",
         ),
     ],
 )

@@ -332,13 +332,13 @@ def test_ntxent_fails_conformance(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"z1": torch.full((3, 4), math.nan)}, r"^z1 must be finite"),
         ({"z2": torch.randn(3, 4, dtype=torch.float64)}, r"^z2 must have the dtype"),
         ({"z1": [[1.0, 2.0]]}, r"^z1 must be a torch.Tensor"),
-        ({"temperature": 0.0}, r"^temperature must be a finite real in \(0, inf\)"),
+        ({"temperature": 0.0}, r"^temperature must be finite and > 0"),
         ({"temperature": -1.0}, r"^temperature must be"),
         ({"temperature": math.inf}, r"^temperature must be"),
         ({"temperature": torch.tensor([0.1, 0.2])}, r"^temperature must be a scalar"),
-        ({"sigma": 0.0}, r"^sigma must be a finite real in \(0, inf\)"),
-        ({"sigma": "0.5"}, r"^sigma must be a finite real in \(0, inf\), got '0.5'"),
-        ({"temperature": "0.1"}, r"^temperature must be a finite real in \(0, inf\), got '0.1'"),
+        ({"sigma": 0.0}, r"^sigma must be finite and > 0"),
+        ({"sigma": "0.5"}, r"^sigma must be a real number, got str"),
+        ({"temperature": "0.1"}, r"^temperature must be a real number, got str"),
         ({"reduction": "avg"}, r"^reduction must be one of"),
         ({"normalize": 1}, r"^normalize must be a bool"),
         ({"z2": torch.zeros(3, 4)}, r"^z2: row 0 has norm 0"),
@@ -354,9 +354,9 @@ def test_bad_input_raises_a_value_error_naming_the_argument(kwargs: dict, match:
 def test_rows_validation() -> None:
     with pytest.raises(ValueError, match=r"^x: dimension K must be >= 2"):
         D.dcl_rows(torch.randn(3, 1), 0.5)
-    with pytest.raises(ValueError, match=r"^t must be a finite real in \(0, inf\)"):
+    with pytest.raises(ValueError, match=r"^t must be finite and > 0"):
         D.dcl_rows(torch.randn(3, 2), 0.0)
-    with pytest.raises(ValueError, match=r"^t must be a finite real in \(0, inf\), got '1'"):
+    with pytest.raises(ValueError, match=r"^t must be a real number, got str"):
         D.dcl_rows(torch.randn(3, 2), "1")  # type: ignore[arg-type]
 
 

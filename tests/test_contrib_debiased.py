@@ -202,8 +202,8 @@ def test_tau_gradient_keeps_relative_precision_near_a_tie() -> None:
         ({"x": torch.zeros(3)}, "x must have shape"),
         ({"t": 0.0}, "t must be"),
         ({"t": float("nan")}, "t must be"),
-        ({"tau_plus": 1.0}, "tau_plus must be"),
-        ({"tau_plus": -0.1}, "tau_plus must be"),
+        ({"tau_plus": 1.0}, "tau_plus must lie in"),
+        ({"tau_plus": -0.1}, "tau_plus must lie in"),
         ({"tau_plus": torch.zeros(2)}, "tau_plus must be a scalar"),
     ],
 )
@@ -220,9 +220,9 @@ def test_rows_validation(kwargs: dict[str, Any], match: str) -> None:
         ({"z2": torch.zeros(4, 3)}, "dimension B is 4"),
         ({"z2": torch.zeros(2, 5)}, "dimension D is 5"),
         ({"z1": torch.full((2, 3), math.inf)}, "z1 must be finite"),
-        ({"z1": torch.zeros(2, 3, dtype=torch.int64)}, "z1 must have a dtype"),
+        ({"z1": torch.zeros(2, 3, dtype=torch.int64)}, "z1 must have dtype"),
         ({"temperature": -1.0}, "temperature must be"),
-        ({"tau_plus": 1.0}, "tau_plus must be"),
+        ({"tau_plus": 1.0}, "tau_plus must lie in"),
         ({"reduction": "avg"}, "reduction must be one of"),
     ],
 )
@@ -439,7 +439,7 @@ def test_scenario_validation_and_outputs() -> None:
         cls(p_plus=(0.5, 0.0, 0.0, 0.0, 0.0, 0.0)).validate()
     with pytest.raises(ValueError, match="p_minus must have length"):
         cls(p_minus=(1.0,)).validate()
-    with pytest.raises(ValueError, match="tau_plus must be"):
+    with pytest.raises(ValueError, match="tau_plus must be in"):
         cls(tau_plus=1.0).validate()
     with pytest.raises(ValueError, match="temperature must be"):
         cls(temperature=0.0).validate()

@@ -260,8 +260,16 @@ def _ref_rows(scores: np.ndarray, pos: np.ndarray) -> np.ndarray:
         (torch.randn(3, 4), [0, 1, 2], "positives must be a torch.Tensor"),
         (torch.randn(3, 4), torch.tensor([True, False, True]), "positives must have an integer"),
         (torch.randn(0, 4), torch.zeros(0, dtype=torch.long), "scores must be a non-empty batch"),
-        (torch.randn(3, 0), torch.zeros(3, dtype=torch.long), "scores must have at least one col"),
-        (torch.randn(3), torch.zeros(3, dtype=torch.long), "scores must be 2-D"),
+        (
+            torch.randn(3, 0),
+            torch.zeros(3, dtype=torch.long),
+            "scores: dimension K must be >= 1, got 0",
+        ),
+        (
+            torch.randn(3),
+            torch.zeros(3, dtype=torch.long),
+            r"scores must have shape \(B, K\) \(2-D\)",
+        ),
         (torch.randint(0, 3, (3, 4)), torch.zeros(3, dtype=torch.long), "scores must have dtype"),
     ],
 )
@@ -446,7 +454,10 @@ S, T, Y = _formula_inputs()
     [
         (lambda: al.esupcon_formula(S.long(), T, Y), "^sample_logits must have dtype"),
         (lambda: al.esupcon_formula(S[:0], T[:0], Y), "^sample_logits must be a non-empty"),
-        (lambda: al.esupcon_formula(S, T[:5], Y), r"^proto_logits must have shape \(6, K\)"),
+        (
+            lambda: al.esupcon_formula(S, T[:5], Y),
+            "^proto_logits: dimension M is 5 but sample_logits has M = 6",
+        ),
         (lambda: al.esupcon_formula(S, T.float(), Y), "^proto_logits must have the same dtype"),
         (lambda: al.esupcon_formula(S, T, Y.double()), "^labels must have an integer dtype"),
         (lambda: al.esupcon_formula(S, T, Y[:5]), r"^labels must have shape \(6,\)"),

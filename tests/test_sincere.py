@@ -355,11 +355,11 @@ def _e(*shape, dtype=torch.float32):
         ),
         (
             lambda: sl.supcon_loss(_e(4), torch.zeros(4, dtype=torch.int64)),
-            "embeddings must be 2 or 3-D",
+            r"embeddings must have shape \(B, V, D\) or \(B, D\)",
         ),
         (
             lambda: sl.sincere_loss(_e(2, 2, 2, 2), torch.zeros(2, dtype=torch.int64)),
-            "embeddings must be 2 or 3-D",
+            r"embeddings must have shape \(B, V, D\) or \(B, D\)",
         ),
         (
             lambda: sl.supcon_loss(_e(0, 3), torch.zeros(0, dtype=torch.int64)),
@@ -367,11 +367,11 @@ def _e(*shape, dtype=torch.float32):
         ),
         (
             lambda: sl.supcon_loss(_e(2, 0, 3), torch.zeros(2, dtype=torch.int64)),
-            "embeddings must have at least one view",
+            "embeddings: dimension V must be >= 1, got 0",
         ),
         (
             lambda: sl.supcon_loss(_e(2, 0), torch.zeros(2, dtype=torch.int64)),
-            "embeddings must have a non-empty feature",
+            "embeddings: dimension D must be >= 1, got 0",
         ),
         (
             lambda: sl.supcon_loss(_e(4, 3), torch.zeros(4, dtype=torch.int64), temperature=0.0),
@@ -417,7 +417,7 @@ def _e(*shape, dtype=torch.float32):
         (lambda: sl.sincere_loss(_e(4, 3), [0, 1, 1, 0]), "labels must be a torch.Tensor"),  # type: ignore[arg-type]
         (
             lambda: sl.supcon_loss(_e(4, 3), torch.zeros(4, dtype=torch.int64, device="meta")),
-            "labels must be on the device",
+            "labels must be on the same device as embeddings",
         ),
         (
             lambda: sl.supcon_loss(_e(4, 3), torch.zeros(4, dtype=torch.int64), reduction="avg"),  # type: ignore[arg-type]
@@ -425,7 +425,7 @@ def _e(*shape, dtype=torch.float32):
         ),
         (
             lambda: sl.supcon_from_logits(_e(3, 4), torch.zeros(3, dtype=torch.int64)),
-            "logits must be a non-empty square",
+            "logits: its dimensions named B must be equal",
         ),
         (lambda: sl.SupConLoss(temperature=-0.1), "temperature must be finite and > 0"),
         (lambda: sl.SINCERELoss(base_temperature=0.0), "base_temperature must be finite and > 0"),

@@ -404,11 +404,11 @@ Y2 = torch.tensor([0, 1])
     "call,match",
     [
         (lambda: sti.soft_target_info_nce(Z.long(), A2), "logits must have dtype"),
-        (lambda: sti.soft_target_info_nce(Z[0], A2[0]), "logits must be 2-D"),
+        (lambda: sti.soft_target_info_nce(Z[0], A2[0]), r"logits must have shape \(B, C\) \(2-D\)"),
         (lambda: sti.soft_target_info_nce(Z[:0], A2[:0]), "logits must be a non-empty batch"),
         (
             lambda: sti.soft_target_info_nce(Z, torch.eye(3, dtype=T64)),
-            "targets must have the same shape",
+            "targets: dimension B is 3 but logits has B = 2",
         ),
         (
             lambda: sti.soft_target_info_nce(Z, torch.full((2, 3), 0.5, dtype=T64)),
@@ -421,11 +421,11 @@ Y2 = torch.tensor([0, 1])
         ),
         (
             lambda: sti.soft_target_info_nce(Z, A2, torch.ones(4, dtype=T64) / 4),
-            r"noise_probs must have shape \(3,\)",
+            "noise_probs: dimension C is 4 but logits has C = 3",
         ),
         (
             lambda: sti.soft_target_info_nce(Z, A2, torch.ones(1, 3, dtype=T64) / 3),
-            "noise_probs must be 1-D",
+            r"noise_probs must have shape \(C,\) \(1-D\)",
         ),
         (
             lambda: sti.soft_target_info_nce(Z, A2, torch.tensor([1.5, -0.5, 0.0], dtype=T64)),
@@ -457,7 +457,7 @@ Y2 = torch.tensor([0, 1])
         ),
         (
             lambda: sti.soft_target_info_nce(Z, A2, candidates=torch.eye(4, dtype=T64)),
-            r"candidates must have shape \(M, 3\)",
+            "candidates: dimension C is 4 but logits has C = 3",
         ),
         (
             lambda: sti.soft_target_info_nce(Z, A2, candidates=A2.long()),
@@ -509,7 +509,7 @@ Y2 = torch.tensor([0, 1])
         ),
         (
             lambda: sti.info_nce_hard_labels(Z, Y2, candidate_labels=torch.tensor([[0, 1]])),
-            "candidate_labels must be a 1-D integer tensor",
+            r"candidate_labels must have shape \(M,\) \(1-D\)",
         ),
         (
             lambda: sti.info_nce_hard_labels(Z, Y2, candidate_labels=torch.tensor([0, 5])),

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from mpmath import mp
 
 import softnce_theory.testing
-from softnce_theory.domain import POSITIVE, UNIT, Array, Domain, Interval, Param
+from softnce_theory.domain import POSITIVE, UNIT, Array, Domain, Interval, Labels, Param
+from softnce_theory.losses import domains as LD
 from softnce_theory.testing import references as R
 from softnce_theory.testing import strategies as S
 from softnce_theory.testing.loader import load_target
@@ -761,6 +762,242 @@ def test_the_spread_reaches_small_temperatures():
 
     collect()
     assert 0.05 <= min(seen) < 0.2 and 1.0 <= max(seen) <= 5.0
+
+
+def _collect(strategy, n=None):
+    """Every example Hypothesis draws from ``strategy`` in one run (the loaded profile's
+    ``max_examples``, or ``n``)."""
+    from hypothesis import settings
+
+    seen = []
+
+    @given(strategy)
+    def collect(ex):
+        seen.append(ex)
+
+    if n is not None:
+        collect = settings(max_examples=n)(collect)
+    collect()
+    assert seen
+    return seen
+
+
+def _as_inputs(ex):
+    """Arrays as torch tensors (float64 / int64 as drawn), parameters as drawn."""
+    return {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in ex.items()}
+
+
+#: every domain declared for the built-in losses (enumerated, not listed by hand)
+LOSS_DOMAINS = {k: v for k, v in vars(LD).items() if isinstance(v, Domain)}
+
+
+def test_the_loss_domains_are_enumerated():
+    assert len(LOSS_DOMAINS) >= 15
+    assert LOSS_DOMAINS["SOFT_TARGET_CROSS_ENTROPY"] is LD.SOFT_TARGET_CROSS_ENTROPY
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_DOMAINS))
+@given(data=st.data())
+def test_from_domain_examples_are_accepted_by_the_declaration(name, data):
+    dom = LOSS_DOMAINS[name]
+    ex = data.draw(S.from_domain(dom, max_size=4, extremes=True))
+    # every argument is drawn (optional ones too), and of each exclusive group exactly one
+    left_out = set(dom.names) - set(ex)
+    assert all(len(set(g) - left_out) == 1 for g in dom.exclusive)
+    assert left_out == {n for g in dom.exclusive for n in g} - set(ex)
+    checked = dom.validate(_as_inputs(ex))
+    assert set(checked) == set(ex)
+    for a in dom.arrays:
+        want = np.int64 if isinstance(a, Labels) else np.float64
+        assert ex[a.name].dtype == want, a.name
+    for p in dom.params:
+        if p.name in ex:
+            assert isinstance(ex[p.name], int if p.integer else float), p.name
+
+
+_LABELLED = Domain(
+    arrays=(
+        Array("x", ("B", "K")),
+        Labels("y", ("B",), classes="K"),
+        Labels("g", ("B",)),
+        Array("p", ("B", "K"), interval=UNIT, simplex=True),
+        Array("q", ("K",), interval=UNIT, simplex=True),
+        Array("e", ("B", "V", "D"), optional=("V",)),
+    )
+)
+
+
+def test_from_domain_labels_simplex_and_optional_dims():
+    seen = _collect(S.from_domain(_LABELLED, sizes={"B": st.integers(3, 8)}, max_size=4), 100)
+    repeated = singletons = one_class = all_distinct = 0
+    ranks = set()
+    for ex in seen:
+        b, k = ex["x"].shape
+        y, g = ex["y"], ex["g"]
+        assert y.shape == g.shape == (b,) and y.dtype == g.dtype == np.int64
+        assert ((0 <= y) & (y < k)).all()  # classes="K": labels in [0, K)
+        assert (g >= 0).all()
+        counts = np.unique(g, return_counts=True)[1]
+        repeated += bool((counts >= 2).any())
+        singletons += bool((counts == 1).any())
+        one_class += len(counts) == 1
+        all_distinct += len(counts) == b
+        for s, shape in (("p", (b, k)), ("q", (k,))):
+            assert ex[s].shape == shape and (ex[s] >= 0).all()
+            np.testing.assert_allclose(ex[s].sum(-1), 1.0, rtol=0, atol=1e-12)
+        e = ex["e"]
+        assert e.shape[0] == b and e.ndim in (2, 3)
+        ranks.add(e.ndim)
+    assert repeated and singletons and one_class and all_distinct  # the layouts of class_labels
+    assert ranks == {2, 3}  # the optional V both present and absent
+
+
+def test_from_domain_labels_within_few_classes():
+    """With fewer classes than a layout needs, the labels still lie in [0, K)."""
+    dom = Domain(arrays=(Array("x", ("B", "K")), Labels("y", ("B",), classes="K")))
+    seen = _collect(S.from_domain(dom, sizes={"B": 8, "K": st.integers(1, 3)}), 60)
+    for ex in seen:
+        k = ex["x"].shape[1]
+        assert ((0 <= ex["y"]) & (ex["y"] < k)).all()
+    assert any(len(np.unique(ex["y"])) == ex["x"].shape[1] > 1 for ex in seen)
+
+
+def test_from_domain_extremes_and_exclusive_params():
+    t = LD.TEMPERATURE
+    plain = [ex["temperature"] for ex in _collect(S.from_domain(LD.NLL_LOSS), 60)]
+    lo, hi = t.typical_range()
+    assert all(lo <= v <= hi for v in plain)
+    ext = [ex["temperature"] for ex in _collect(S.from_domain(LD.NLL_LOSS, extremes=True), 60)]
+    assert set(t.extremes) <= set(ext) and any(lo <= v <= hi for v in ext)
+    both = _collect(S.from_domain(LD.INFO_NCE), 60)
+    assert {"temperature" in ex for ex in both} == {True, False}
+    assert all(("temperature" in ex) != ("logit_scale" in ex) for ex in both)
+    named = _collect(S.from_domain(LD.INFO_NCE, params={"logit_scale": 2.0}), 10)
+    assert all(ex["logit_scale"] == 2.0 and "temperature" not in ex for ex in named)
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        S.from_domain(LD.INFO_NCE, params={"logit_scale": 2.0, "temperature": 1.0})
+
+
+# ----------------------------------------------------------------------------- contract domains
+
+#: the built-in contracts' arguments as they were written by hand before being derived from the
+#: declared domains: (name, kind, differentiated)
+CONTRACT_ARGS = {
+    "soft_ce": (("logits", "float", True), ("targets", "float", False)),
+    "collision_ce": (("logits", "float", True), ("targets", "float", False)),
+    "label_smoothing": (
+        ("logits", "float", True),
+        ("labels", "long", False),
+        ("epsilon", "scalar", False),
+    ),
+    "soft_target_infonce": (
+        ("logits", "float", True),
+        ("targets", "float", False),
+        ("noise_probs", "float", False),
+        ("temperature", "scalar", False),
+    ),
+    "infonce": (
+        ("query", "float", True),
+        ("keys", "float", True),
+        ("temperature", "scalar", False),
+    ),
+    **{
+        v: (
+            ("embeddings", "float", True),
+            ("labels", "long", False),
+            ("temperature", "scalar", False),
+        )
+        for v in ("supcon_out", "supcon_in", "sincere")
+    },
+}
+
+
+def test_contract_args_come_from_the_declared_domain():
+    from softnce_theory.testing.families import FAMILIES, domain_args
+
+    assert set(FAMILIES) == set(CONTRACT_ARGS)
+    for name, fam in FAMILIES.items():
+        assert fam.args == domain_args(fam.domain)
+        assert tuple((a.name, a.kind, a.grad) for a in fam.args) == CONTRACT_ARGS[name], name
+
+
+def test_contract_text_names_the_declared_arguments():
+    import re
+
+    from softnce_theory.testing.families import FAMILIES
+
+    for name, fam in FAMILIES.items():
+        inside = re.fullmatch(r"fn\((.*)\) -> .*", fam.contract)
+        assert inside is not None, fam.contract
+        named = re.findall(r"(\w+):", inside.group(1))
+        assert named and tuple(named) == fam.domain.names, name
+
+
+def test_contract_domains_reuse_the_loss_declarations():
+    """Every argument of a contract is a loss's declaration: the same parameter object, the
+    same tensor rules (up to the contract's name and dimensions: ``keys``, 2-D embeddings)."""
+    from dataclasses import replace
+
+    from softnce_theory.testing.families import FAMILIES
+
+    declared = [a for d in LOSS_DOMAINS.values() for a in d.arrays]
+    for name, fam in FAMILIES.items():
+        for p in fam.domain.params:
+            assert p is LD.PARAMS[p.name], (name, p.name)
+        for a in fam.domain.arrays:
+            if isinstance(a, Labels):
+                assert a in declared, (name, a.name)
+            else:
+                same = [
+                    replace(b, name=a.name, dims=a.dims, optional=a.optional)
+                    for b in declared
+                    if isinstance(b, Array)
+                ]
+                assert a in same, (name, a.name)
+    soft = FAMILIES["soft_ce"].domain.arrays
+    assert soft == LD.SOFT_TARGET_CROSS_ENTROPY.arrays
+
+
+def test_declared_domain_property_on_every_contract():
+    from softnce_theory.testing.contracts import get_contract
+
+    for name in _builtin_contracts():
+        (p,) = [p for p in get_contract(name).properties() if p.name == "declared_domain"]
+        assert p.kind == "oracle" and p.tier == "correctness"
+
+
+@pytest.mark.parametrize("family", ["sincere", "infonce"])
+def test_declared_domain_examples_meet_the_oracle_preconditions(family):
+    """The filtered embedding contracts: rows with a direction, and for SupCon/SINCERE an
+    anchor with a positive (singletons and single-class batches still occur)."""
+    from softnce_theory.testing.contracts import get_contract
+
+    (p,) = [p for p in get_contract(family).properties() if p.name == "declared_domain"]
+    seen = _collect(p.strategy, 60)
+    for ex in seen:
+        for k in ("embeddings",) if family == "sincere" else ("query", "keys"):
+            assert (np.linalg.norm(ex[k], axis=1) >= 1e-6).all()
+    if family == "sincere":
+        counts = [np.unique(ex["labels"], return_counts=True)[1] for ex in seen]
+        assert all((c >= 2).any() for c in counts)
+        assert any((c == 1).any() for c in counts) and any(len(c) == 1 for c in counts)
+
+
+@pytest.mark.parametrize(
+    "name,family",
+    [
+        ("soft_ce_sum_reduction", "soft_ce"),
+        ("label_smoothing_k_minus_1", "label_smoothing"),
+        ("soft_target_infonce_missing_logq", "soft_target_infonce"),
+        ("sincere_temperature_twice", "sincere"),
+        ("sincere_mean_over_all_anchors", "sincere"),
+    ],
+)
+def test_declared_domain_catches_value_mutants(name, family):
+    report = check_loss(
+        mutant(name), family, max_examples=25, properties=["declared_domain"], shrink_budget=2.0
+    )
+    assert report["declared_domain"].status == "fail", report.table()
 
 
 # ----------------------------------------------------------------------------- generic contract

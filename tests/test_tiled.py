@@ -558,7 +558,7 @@ def test_none_reduction_order_matches_input_order():
         (lambda e, y: tiled.tiled_supcon_loss(e, y, reduction="avg"), "reduction"),
         (lambda e, y: tiled.tiled_supcon_loss(e, y, base_temperature=-1.0), "base_temperature"),
         (lambda e, y: tiled.tiled_sincere_loss(e, y, tile=0), "tile"),
-        (lambda e, y: tiled.tiled_esupcon_loss(e, y, e[:2]), "prototypes"),
+        (lambda e, y: tiled.tiled_esupcon_loss(e, y, e[:2]), r"labels must lie in \[0, 2\)"),
         (lambda e, y: tiled.tiled_info_nce(e, e[:-1]), "positive_key"),
         (lambda e, y: tiled.tiled_info_nce(e, e, similarity="l2"), "similarity"),
         (lambda e, y: tiled.tiled_info_nce(e, e, negative_mode="both"), "negative_mode"),

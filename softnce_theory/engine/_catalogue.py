@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from softnce_theory.derivations import Claim, Definition, LegRegistry
 from softnce_theory.derivations._claim import LegName
+from softnce_theory.engine._domain import domain_registry
 from softnce_theory.registry import Family, registry
 
 
@@ -71,5 +72,9 @@ def definition_registry(names: Iterable[str] | None = None) -> LegRegistry:
 
 
 def conformance_registry(names: Iterable[str] | None = None) -> LegRegistry:
-    """The conformance checks (production loss vs oracle, float64), keyed by check name."""
-    return _merged("conformance", "production", names)
+    """The conformance checks (production loss vs oracle, float64), keyed by check name, and
+    each family's ``<family>.declared_domain`` check (:mod:`softnce_theory.engine._domain`)."""
+    reg = _merged("conformance", "production", names)
+    for fam in families(names):
+        reg.merge(domain_registry(fam))
+    return reg

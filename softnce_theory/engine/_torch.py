@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from softnce_theory.losses.domains import TEMPERATURE
 
 DTYPE = torch.float64
 #: float64 production loss vs 50-digit oracle: ~1e-12 relative (the project's standard).
@@ -42,8 +45,10 @@ def logit_scale(rng: np.random.Generator) -> float:
 
 
 def temperature(rng: np.random.Generator) -> float:
-    """Log-uniform temperature in [1e-3, 1e3]."""
-    return float(10 ** rng.uniform(-3, 3))
+    """Log-uniform temperature between the declared extremes of
+    :data:`~softnce_theory.losses.domains.TEMPERATURE` (``[1e-3, 1e3]``)."""
+    lo, hi = (math.log10(e) for e in (min(TEMPERATURE.extremes), max(TEMPERATURE.extremes)))
+    return float(10 ** rng.uniform(lo, hi))
 
 
 def simplex_rows(rng: np.random.Generator, n: int, c: int, kind: str | None = None) -> np.ndarray:

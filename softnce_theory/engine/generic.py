@@ -107,7 +107,7 @@ class Compiled:
         spec = family.spec
         assert spec is not None
         self.family, self.spec = family, spec
-        self.rows = spec.domain.arrays[0]
+        self.rows = spec.rows
         self.params: tuple[Param, ...] = spec.domain.params
         self.independent = spec.oracle is not None
         self.torch_fn: Callable[..., torch.Tensor] = resolve(spec.torch_fn)

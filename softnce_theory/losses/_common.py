@@ -3,19 +3,22 @@
 This module sits below every other module of :mod:`softnce_theory.losses` (dense families,
 ``tiled/``, ``distributed``): each validator and each input preparation that two of them need
 lives here once, so the dense and the tiled path of a loss accept and reject exactly the same
-inputs (and nothing here imports a loss module: the import graph is acyclic, see
+inputs (and nothing here imports a loss module, only the torch-free declarations of
+:mod:`softnce_theory.losses.domains`: the import graph is acyclic, see
 ``tests/test_losses_api.py``).
 
-Policies (documented in the README and tested in ``tests/test_validation.py``):
+Policies (documented in the README and tested in ``tests/test_domains.py`` and the families'
+tests):
 
 * **dtypes.** Floating inputs may be float16, bfloat16, float32 or float64. Computation runs in
   ``promote_types(dtype, float32)`` and the result is cast back to the input dtype.
 * **bad input** raises ``ValueError`` naming the argument and the rule: wrong shapes or dtypes,
   temperature <= 0 or non-finite, negative / non-finite / off-simplex targets, labels out of range,
   empty batches. Nothing is silently coerced (integer logits are rejected, not cast).
-* **scalar parameters** (temperature, base_temperature, logit_scale, epsilon, lam, tol, step,
-  max_iter, ...) are declared once below as :class:`softnce_theory.domain.Param` objects
-  (name and interval); :func:`check_param` checks a value against its declaration. A Python or
+* **declared inputs.** Every public loss's tensor arguments and scalar parameters are declared
+  once, in :mod:`softnce_theory.losses.domains`; :func:`check_inputs` checks tensors against a
+  domain and :func:`check_param` a value against its declared
+  :class:`~softnce_theory.domain.Param`. A Python or
   numpy real is accepted (``bool`` and strings are not); a one-element *floating* tensor is
   returned as a 0-d tensor that keeps its autograd graph (integer tensors are refused).
 * **NaN/Inf in logits or embeddings propagate** to the loss (no data-dependent check on the hot
@@ -25,121 +28,59 @@ Policies (documented in the README and tested in ``tests/test_validation.py``):
   ``validate=True`` (the default). They are skipped while ``torch.compile`` traces (they would
   force graph breaks) and when ``validate=False``.
 * **simplex tolerance**: a row sums to 1 within ``sqrt(finfo(dtype).eps)`` (1.5e-8 for float64,
-  3.5e-4 for float32, 3.1e-2 for float16, 8.8e-2 for bfloat16), unless overridden.
+  3.5e-4 for float32, 3.1e-2 for float16, 8.8e-2 for bfloat16).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import operator
 from typing import Literal, cast
 
 import torch
 
-from softnce_theory.domain import NONNEGATIVE, POSITIVE, REALS, UNIT, Interval, Param
+from softnce_theory import domain
+from softnce_theory.domain import Domain, Param
+from softnce_theory.losses import domains as D
+from softnce_theory.losses.domains import (
+    BASE_TEMPERATURE,
+    LOGIT_SCALE,
+    TEMPERATURE,
+)
 
 Reduction = Literal["mean", "sum", "none"]
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+FLOAT_DTYPES = tuple(getattr(torch, n) for n in domain.FLOAT_DTYPES)  # the declared floats
 REDUCTIONS = ("mean", "sum", "none")
 
 #: a loss temperature: a real number (Python or numpy scalar), or a floating tensor with one
 #: element, which may require grad (a learnable temperature; see :func:`check_tau`)
 Temperature = float | torch.Tensor
 
-# ----------------------------------------------------------------------------- declared params
-
-_AT_LEAST_ONE = Interval(1.0, math.inf, low_closed=True)
-
-#: softmax temperature :math:`\tau` (logits are similarities divided by it)
-TEMPERATURE = Param(
-    "temperature", POSITIVE, typical=(0.05, 2.0), extremes=(1e-3, 1e3), doc="tau > 0"
-)
-#: HobbitLong's :math:`\tau_{base}`: SupCon / SINCERE are scaled by :math:`\tau/\tau_{base}`
-BASE_TEMPERATURE = Param("base_temperature", POSITIVE, typical=(0.05, 1.0), doc="tau_base > 0")
-#: CLIP's :math:`\log(1/\tau)`; its temperature :math:`e^{-\mathrm{logit\_scale}}` must be a
-#: finite number > 0 in the dtype it is computed in (see :func:`resolve_temperature`)
-LOGIT_SCALE = Param("logit_scale", REALS, typical=(0.0, 4.6), doc="log(1 / tau)")
-#: label-smoothing weight :math:`\varepsilon` (torch's convention)
-EPSILON = Param("epsilon", UNIT, doc="label smoothing weight in [0, 1]")
-#: weight :math:`\lambda` of the self-labeling loss' fairness term
-LAM = Param("lam", NONNEGATIVE, typical=(0.0, 5.0), doc="fairness weight >= 0")
-#: relative stopping tolerance of the pseudo-label solvers
-TOL = Param("tol", POSITIVE, typical=(1e-12, 1e-3), doc="relative tolerance > 0")
-#: fixed step of the projected-gradient pseudo-label solver
-STEP = Param("step", POSITIVE, typical=(0.1, 10.0), doc="step size > 0")
-#: iteration cap of the pseudo-label solvers
-MAX_ITER = Param("max_iter", _AT_LEAST_ONE, integer=True, typical=(1, 100))
-#: every scalar parameter of the losses, by name
-PARAMS: dict[str, Param] = {
-    p.name: p
-    for p in (TEMPERATURE, BASE_TEMPERATURE, LOGIT_SCALE, EPSILON, LAM, TOL, STEP, MAX_ITER)
-}
+# ----------------------------------------------------------------------------- declared inputs
+# The scalar parameters and every loss's input domain are declared once, torch-free, in
+# softnce_theory.losses.domains; the names below are the ones the loss modules use.
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
-def rule(p: Param) -> str:
-    """The declared domain of ``p`` in words: ``finite and > 0``, ``finite and >= 0``,
-    ``lie in [0, 1]`` or, for an integer parameter, ``>= 1``."""
-    iv = p.interval
-    lo, hi = math.isfinite(iv.low), math.isfinite(iv.high)
-    if lo and hi:
-        return f"lie in {iv}"
-    parts = []
-    if lo:
-        parts.append(f"{'>=' if iv.low_closed else '>'} {_num(iv.low)}")
-    if hi:
-        parts.append(f"{'<=' if iv.high_closed else '<'} {_num(iv.high)}")
-    bounds = " and ".join(parts)
-    if p.integer:
-        return bounds
-    return f"finite and {bounds}" if bounds else "finite"
-
-
-def _check_value(p: Param, v: float, shown: object) -> None:
-    if not (math.isfinite(v) and v in p.interval) or (p.integer and v != int(v)):
-        raise ValueError(f"{p.name} must {_be(p)}, got {shown!r}")
-
-
-def _be(p: Param) -> str:
-    r = rule(p)
-    return r if r.startswith("lie ") else f"be {r}"
+def check_inputs(domain: Domain, validate: bool, **tensors: object) -> None:
+    """The tensor arguments ``tensors`` (``None``: an absent optional argument) checked against
+    the declared ``domain`` (:meth:`Domain.validate <softnce_theory.domain.Domain.validate>`):
+    types, dtypes, named dimensions shared across arguments, devices and, where
+    :func:`values_checked` allows a data-dependent check, simplex rows and label ranges.
+    Messages start with the argument's name (``targets: dimension C is 5 but logits has C = 4``).
+    Scalar parameters are checked by :func:`check_param` with the domain's :class:`Param`."""
+    domain.validate(tensors, check_values=values_checked(validate))
 
 
 def check_param(p: Param, value: object, *, validate: bool = True) -> float | torch.Tensor:
-    """``value`` checked against the declared parameter ``p``.
-
-    A real number (Python or numpy; not ``bool``, not a string) is returned as a ``float``. A
-    one-element floating tensor is returned as a 0-d tensor **with its autograd graph** (a
-    learnable parameter); its value is checked only where :func:`values_checked` allows a
-    data-dependent check (eager mode, ``validate=True``), so ``torch.compile`` traces without a
-    host sync. Integer and bool tensors are refused. Messages name ``p.name`` and the rule, e.g.
-    ``temperature must be finite and > 0, got -1.0``.
-    """
-    name = p.name
-    if isinstance(value, torch.Tensor):
-        if not value.dtype.is_floating_point:
-            raise ValueError(
-                f"{name} must be a real number or a floating tensor (learnable), got dtype "
-                f"{value.dtype}"
-            )
-        if value.numel() != 1:
-            raise ValueError(
-                f"{name} must be a scalar (one element), got shape {tuple(value.shape)}"
-            )
-        t = value.reshape(())
-        if values_checked(validate) and not t.is_meta:
-            v = float(t.detach())
-            _check_value(p, v, v)
-        return t
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars are Real
-        raise ValueError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    _check_value(p, v, value)
-    return v
+    """``value`` checked against the declared parameter ``p`` (:meth:`Param.check
+    <softnce_theory.domain.Param.check>`): a real number (Python or numpy; not ``bool``, not a
+    string) is returned as a ``float``; a one-element floating tensor as a 0-d tensor **with its
+    autograd graph** (a learnable parameter), its value checked only where
+    :func:`values_checked` allows a data-dependent check (eager mode, ``validate=True``), so
+    ``torch.compile`` traces without a host sync. Messages name ``p.name`` and the rule, e.g.
+    ``temperature must be finite and > 0, got -1.0``."""
+    out: float | torch.Tensor = p.check(value, check_values=values_checked(validate))
+    return out
 
 
 def check_number(p: Param, value: object) -> float:
@@ -156,15 +97,9 @@ def check_number(p: Param, value: object) -> float:
 
 def check_int_param(p: Param, value: object) -> int:
     """An integer parameter (Python or numpy integer; ``bool`` and floats such as 2.0 are
-    refused) in ``p``'s interval."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"{p.name} must be an integer {rule(p)}, got {type(value).__name__} {value!r}"
-        )
-    k = int(value)
-    if k not in p.interval:
-        raise ValueError(f"{p.name} must {_be(p)}, got {k}")
-    return k
+    refused) in ``p``'s interval; ``p`` must be declared ``integer=True``."""
+    out: int = p.check(value)
+    return out
 
 
 # ----------------------------------------------------------------------------- tensors
@@ -184,18 +119,6 @@ def check_float(x: object, name: str, ndim: int | tuple[int, ...] | None = None)
             want = " or ".join(str(a) for a in allowed)
             raise ValueError(f"{name} must be {want}-D, got shape {tuple(x.shape)}")
     return x
-
-
-def check_nonempty(x: torch.Tensor, name: str, dim: int = 0) -> None:
-    if x.shape[dim] == 0:
-        raise ValueError(f"{name} must be a non-empty batch (dimension {dim} has size 0)")
-
-
-def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{name_b} must have the same shape as {name_a}: {tuple(b.shape)} vs {tuple(a.shape)}"
-        )
 
 
 # ----------------------------------------------------------------------------- temperatures
@@ -310,74 +233,6 @@ def simplex_tol(dtype: torch.dtype) -> float:
     return math.sqrt(torch.finfo(dtype).eps)
 
 
-def check_simplex(
-    p: torch.Tensor, name: str, *, tol: float | None = None, validate: bool = True
-) -> None:
-    """Rows of ``p`` must be finite, non-negative and sum to 1 within ``tol`` (see module doc).
-    A ``meta`` tensor has no values to check (deferred initialisation); it passes."""
-    if not values_checked(validate) or p.is_meta:
-        return
-    check_probabilities(p, name, validate=validate)
-    t = simplex_tol(p.dtype) if tol is None else tol
-    dev = (p.double().sum(-1) - 1.0).abs()
-    if dev.numel() and bool((dev > t).any()):
-        worst = float(dev.max())
-        raise ValueError(
-            f"{name} rows must sum to 1 (tolerance {t:.1e}); worst |sum - 1| = {worst:.3e}"
-        )
-
-
-def check_probabilities(p: torch.Tensor, name: str, *, validate: bool = True) -> None:
-    """Entries of ``p`` must be finite and >= 0 (no normalisation required); skipped for
-    ``meta`` tensors (no values)."""
-    if not values_checked(validate) or p.is_meta:
-        return
-    if not bool(torch.isfinite(p).all()):
-        raise ValueError(f"{name} must be finite (found NaN or Inf)")
-    if bool((p < 0).any()):
-        raise ValueError(f"{name} must be non-negative (found {float(p.min()):.3e})")
-
-
-def check_labels(
-    labels: object,
-    name: str,
-    n: int,
-    num_classes: int | None = None,
-    *,
-    validate: bool = True,
-    ref: torch.Tensor | None = None,
-    ref_name: str = "logits",
-) -> torch.Tensor:
-    """``labels`` must be a 1-D integer tensor of length ``n`` (values in [0, num_classes)),
-    on ``ref``'s device when ``ref`` is given (checked before the values are read)."""
-    if not isinstance(labels, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise ValueError(f"{name} must have an integer dtype, got {labels.dtype}")
-    if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},), got {tuple(labels.shape)}")
-    if ref is not None:
-        check_same_device(labels, ref, name, ref_name)
-    if (
-        num_classes is not None
-        and values_checked(validate)
-        and labels.numel()
-        and not labels.is_meta
-    ):
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"{name} must lie in [0, {num_classes}); found values in [{lo}, {hi}]")
-    return labels
-
-
-def check_same_device(x: torch.Tensor, ref: torch.Tensor, name: str, ref_name: str) -> None:
-    """``x`` must live on ``ref``'s device (nothing is moved silently)."""
-    if x.device != ref.device:
-        raise ValueError(
-            f"{name} must be on the same device as {ref_name} ({ref.device}), got {x.device}"
-        )
-
-
 def check_bool(x: object, name: str) -> bool:
     """A flag must be a ``bool`` (``"no"``, ``None`` or ``2`` are not silently truthy/falsy)."""
     if not isinstance(x, bool):
@@ -477,36 +332,6 @@ def check_variant(variant: object) -> Variant:
     return cast(Variant, variant)
 
 
-def check_embeddings(embeddings: object) -> torch.Tensor:
-    """``(B, D)`` or ``(B, V, D)`` floating embeddings with ``B, V, D >= 1``."""
-    x = check_float(embeddings, "embeddings", (2, 3))
-    if x.shape[0] == 0:
-        raise ValueError("embeddings must be a non-empty batch (dimension 0 has size 0)")
-    if x.dim() == 3 and x.shape[1] == 0:
-        raise ValueError("embeddings must have at least one view (dimension 1 has size 0)")
-    if x.shape[-1] == 0:
-        raise ValueError("embeddings must have a non-empty feature dimension (last dim is 0)")
-    return x
-
-
-def check_class_labels(
-    labels: object,
-    n: int,
-    device: torch.device | None = None,
-    *,
-    validate: bool = True,
-    ref_name: str = "embeddings",
-) -> torch.Tensor:
-    """1-D integer labels of length ``n`` (on ``device``, the device of ``ref_name``) with
-    non-negative values."""
-    lab = check_labels(labels, "labels", n, validate=False)
-    if device is not None and lab.device != device:
-        raise ValueError(f"labels must be on the device of {ref_name} ({device}), got {lab.device}")
-    if values_checked(validate) and lab.numel() and not lab.is_meta and int(lab.min()) < 0:
-        raise ValueError(f"labels must be non-negative, found {int(lab.min())}")
-    return lab
-
-
 def flatten_views(
     embeddings: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -526,10 +351,12 @@ def prepare_labelled(
     reduction: object,
     validate: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, Temperature]:
-    r"""SupCon / SINCERE inputs: ``(z, labels, tau)`` with ``z`` the ``(B*V, D)`` rows in the
-    compute dtype (unit rows :math:`\hat z_i` when ``normalize``) and labels repeated per view."""
-    x = check_embeddings(embeddings)
-    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate)
+    r"""SupCon / SINCERE inputs (:data:`~softnce_theory.losses.domains.SUPCON_LOSS`):
+    ``(z, labels, tau)`` with ``z`` the ``(B*V, D)`` rows in the compute dtype (unit rows
+    :math:`\hat z_i` when ``normalize``) and labels repeated per view."""
+    check_inputs(D.SUPCON_LOSS, validate, embeddings=embeddings, labels=labels)
+    assert isinstance(embeddings, torch.Tensor) and isinstance(labels, torch.Tensor)
+    x, lab = embeddings, labels
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
     check_bool(normalize, "normalize")
@@ -538,32 +365,6 @@ def prepare_labelled(
 
 
 # ----------------------------------------------------------------------------- prototypes
-
-
-def check_prototypes(prototypes: object, dim: int) -> torch.Tensor:
-    """``(K, D)`` floating class prototypes, ``K >= 1``, ``D = dim``."""
-    w = check_float(prototypes, "prototypes", 2)
-    if w.shape[0] == 0:
-        raise ValueError("prototypes must have at least one row (K >= 1)")
-    if w.shape[1] != dim:
-        raise ValueError(
-            f"prototypes must have the embedding dimension {dim} in dim 1, got {tuple(w.shape)}"
-        )
-    return w
-
-
-def check_prototype_labels(
-    labels: object, n: int, k: int, device: torch.device, validate: bool, ref_name: str
-) -> torch.Tensor:
-    """Class labels (see :func:`check_class_labels`) that index ``k`` prototypes."""
-    lab = check_class_labels(labels, n, device, validate=validate, ref_name=ref_name)
-    if values_checked(validate) and lab.numel() and not lab.is_meta:
-        hi = int(lab.max())
-        if hi >= k:
-            raise ValueError(
-                f"prototypes must have at least max(labels) + 1 = {hi + 1} rows, got {k}"
-            )
-    return lab
 
 
 def prepare_prototypes(
@@ -575,15 +376,15 @@ def prepare_prototypes(
     validate: bool,
     allow_views: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Temperature]:
-    """Prototype-CE / ESupCon inputs: ``(z, w, labels, tau)``, rows and prototypes in the
-    compute dtype (unit rows when ``normalize``), views flattened sample-major."""
-    x = check_embeddings(embeddings)
-    if x.dim() == 3 and not allow_views:
-        raise ValueError(f"embeddings must be 2-D (B, D), got shape {tuple(x.shape)}")
-    w = check_prototypes(prototypes, x.shape[-1])
-    if w.device != x.device:
-        raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
-    lab = check_prototype_labels(labels, x.shape[0], w.shape[0], x.device, validate, "embeddings")
+    """Prototype-CE / ESupCon inputs (:data:`~softnce_theory.losses.domains.ESUPCON_LOSS`, or
+    :data:`~softnce_theory.losses.domains.PROTOTYPE_CROSS_ENTROPY` without views):
+    ``(z, w, labels, tau)``, rows and prototypes in the compute dtype (unit rows when
+    ``normalize``), views flattened sample-major."""
+    domain = D.ESUPCON_LOSS if allow_views else D.PROTOTYPE_CROSS_ENTROPY
+    check_inputs(domain, validate, embeddings=embeddings, labels=labels, prototypes=prototypes)
+    assert isinstance(embeddings, torch.Tensor) and isinstance(prototypes, torch.Tensor)
+    assert isinstance(labels, torch.Tensor)
+    x, w, lab = embeddings, prototypes, labels
     t = check_tau(temperature, validate=validate)
     check_bool(normalize, "normalize")
     dt = compute_dtype(x, w)
@@ -612,50 +413,6 @@ def check_negative_mode(negative_mode: object) -> NegativeMode:
     if negative_mode not in NEGATIVE_MODES:
         raise ValueError(f"negative_mode must be one of {NEGATIVE_MODES}, got {negative_mode!r}")
     return cast(NegativeMode, negative_mode)
-
-
-def check_query(query: object, name: str = "query") -> torch.Tensor:
-    """A non-empty ``(B, D)`` floating batch with ``D >= 1``."""
-    x = check_float(query, name, 2)
-    check_nonempty(x, name)
-    if x.shape[1] == 0:
-        raise ValueError(f"{name} must have a non-empty embedding dimension D (got D = 0)")
-    return x
-
-
-def check_like(
-    x: object, name: str, ref: torch.Tensor, ref_name: str, ndim: int, *, same_shape: bool = False
-) -> torch.Tensor:
-    """``x`` is a floating ``ndim``-D tensor with ``ref``'s dtype and device and, with
-    ``same_shape``, its shape (else its last dimension ``D``)."""
-    t = check_float(x, name, ndim)
-    if t.dtype != ref.dtype:
-        raise ValueError(
-            f"{name} must have the same dtype as {ref_name} ({ref.dtype}), got {t.dtype}"
-        )
-    if t.device != ref.device:
-        raise ValueError(
-            f"{name} must be on the same device as {ref_name} ({ref.device}), got {t.device}"
-        )
-    if same_shape:
-        check_same_shape(ref, t, ref_name, name)
-    elif t.shape[-1] != ref.shape[-1]:
-        raise ValueError(
-            f"{name} must have embedding dimension D={ref.shape[-1]} (as {ref_name}), "
-            f"got shape {tuple(t.shape)}"
-        )
-    return t
-
-
-def check_query_key(query: object, key: object, qname: str, kname: str) -> torch.Tensor:
-    """In-batch pairs: ``query`` (:func:`check_query`) and a ``key`` of the same shape, dtype
-    and device. Returns ``query``."""
-    q = check_query(query, qname)
-    if qname == "a":  # CLIP's pair (a, b): one shape check
-        check_like(key, kname, q, qname, 2, same_shape=True)
-    else:
-        check_same_shape(q, check_like(key, kname, q, qname, 2), qname, kname)
-    return q
 
 
 def check_log_q(
@@ -717,24 +474,17 @@ def check_offset(offset: object, n: int, m: int) -> int:
     return off
 
 
-def prepare_noise(
-    noise_probs: object, num_classes: int, device: torch.device, validate: bool
-) -> torch.Tensor | None:
-    """Validated ``(C,)`` noise distribution on ``device`` (``None`` stays ``None``: uniform)."""
+def prepare_noise(noise_probs: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """The ``(C,)`` noise distribution, already checked against its domain (it may live on
+    another device), moved to ``device`` (``None`` stays ``None``: uniform)."""
     if noise_probs is None:
         return None
-    q = check_float(noise_probs, "noise_probs", 1)
-    if q.shape[0] != num_classes:
-        raise ValueError(
-            f"noise_probs must have shape ({num_classes},) (one probability per class), "
-            f"got {tuple(q.shape)}"
-        )
+    q = noise_probs
     if q.is_meta and device.type != "meta":
         raise ValueError(
             f"noise_probs must hold data to be moved to the logits' device {device}, "
             "got a meta tensor"
         )
-    check_simplex(q, "noise_probs", validate=validate)
     return q.to(device=device)
 
 
@@ -764,31 +514,31 @@ def prepare_soft_target(
     reduction: object,
     validate: bool,
 ) -> tuple[torch.Tensor, int, torch.Tensor | None, Temperature]:
-    """Soft-target InfoNCE inputs, every check of the loss: ``(candidates, offset, q, tau)``
-    (the candidates default to ``targets``; ``q`` is ``None`` for the uniform prior)."""
-    f = check_float(logits, "logits", 2)
-    check_nonempty(f, "logits")
-    tg = check_float(targets, "targets", 2)
-    check_same_shape(f, tg, "logits", "targets")
-    check_same_device(tg, f, "targets", "logits")
+    """Soft-target InfoNCE inputs (:data:`~softnce_theory.losses.domains.SOFT_TARGET_INFO_NCE`),
+    every check of the loss: ``(candidates, offset, q, tau)`` (the candidates default to
+    ``targets``; ``q`` is ``None`` for the uniform prior)."""
+    check_inputs(
+        D.SOFT_TARGET_INFO_NCE,
+        validate,
+        logits=logits,
+        targets=targets,
+        noise_probs=noise_probs,
+        candidates=candidates,
+    )
+    assert isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)
+    f, tg = logits, targets
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
-    n, c = f.shape
+    n = f.shape[0]
     if candidates is None:
         cand, cand_name = tg, "targets"
     else:
-        cand, cand_name = check_float(candidates, "candidates", 2), "candidates"
-        if cand.shape[1] != c:
-            raise ValueError(
-                f"candidates must have shape (M, {c}) (same number of classes as logits), "
-                f"got {tuple(cand.shape)}"
-            )
-        check_same_device(cand, f, "candidates", "logits")
+        assert isinstance(candidates, torch.Tensor)
+        cand, cand_name = candidates, "candidates"
     off = check_offset(offset, n, cand.shape[0])
-    q = prepare_noise(noise_probs, c, f.device, validate)
-    check_simplex(tg, "targets", validate=validate)
+    assert noise_probs is None or isinstance(noise_probs, torch.Tensor)
+    q = prepare_noise(noise_probs, f.device)
     if candidates is not None:
-        check_simplex(cand, "candidates", validate=validate)
         if values_checked(validate) and not cand.is_meta:
             pos = cand[off : off + n].detach().double()  # a check, not part of the graph
             tol = max(simplex_tol(cand.dtype), simplex_tol(tg.dtype))

@@ -28,17 +28,14 @@ import numbers
 import torch
 from torch import nn
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses._common import (
     Reduction,
     Temperature,
     check_bool,
-    check_embeddings,
-    check_float,
-    check_labels,
+    check_inputs,
     check_offset,
-    check_prototypes,
     check_reduction,
-    check_same_device,
     check_tau,
     compute_dtype,
     module_temperature,
@@ -117,10 +114,8 @@ def prototype_predict(
 ) -> torch.Tensor:
     r"""Class probabilities :math:`\operatorname{softmax}_k(z^\top w_k/\tau)`, shape ``(B, K)``
     (or ``(B, V, K)`` for multi-view input), in the embeddings' dtype."""
-    x = check_embeddings(embeddings)
-    w = check_prototypes(prototypes, x.shape[-1])
-    if w.device != x.device:
-        raise ValueError(f"prototypes must be on the device of embeddings ({x.device})")
+    check_inputs(D.PROTOTYPE_PREDICT, True, embeddings=embeddings, prototypes=prototypes)
+    x, w = embeddings, prototypes
     t = check_tau(temperature)
     check_bool(normalize, "normalize")
     dt = compute_dtype(x, w)
@@ -142,23 +137,17 @@ def _check_formula_args(
     validate: bool,
 ) -> int:
     """The checks of :func:`esupcon_formula`; returns the offset."""
-    s = check_float(sample_logits, "sample_logits", 2)
+    check_inputs(
+        D.ESUPCON_FORMULA,
+        validate,
+        sample_logits=sample_logits,
+        proto_logits=proto_logits,
+        labels=labels,
+        row_labels=row_labels,
+    )
+    assert isinstance(sample_logits, torch.Tensor) and isinstance(labels, torch.Tensor)
+    s, lab = sample_logits, labels
     m, n = s.shape
-    if m == 0 or n == 0:
-        raise ValueError(f"sample_logits must be a non-empty (m, n) matrix, got {tuple(s.shape)}")
-    t = check_float(proto_logits, "proto_logits", 2)
-    if t.shape[0] != m or t.shape[1] == 0:
-        raise ValueError(
-            f"proto_logits must have shape ({m}, K) with K >= 1 (one row per anchor of "
-            f"sample_logits), got {tuple(t.shape)}"
-        )
-    if t.dtype != s.dtype:
-        raise ValueError(
-            f"proto_logits must have the same dtype as sample_logits ({s.dtype}), got {t.dtype}"
-        )
-    check_same_device(t, s, "proto_logits", "sample_logits")
-    k = t.shape[1]
-    lab = check_labels(labels, "labels", n, k, validate=validate, ref=s, ref_name="sample_logits")
     if row_labels is None:
         if m != n:
             raise ValueError(
@@ -167,9 +156,8 @@ def _check_formula_args(
         if offset != 0:
             raise ValueError(f"offset requires row_labels (an anchor subset), got {offset!r}")
         return 0
-    rl = check_labels(
-        row_labels, "row_labels", m, k, validate=validate, ref=s, ref_name="sample_logits"
-    )
+    assert isinstance(row_labels, torch.Tensor)
+    rl = row_labels
     off = check_offset(offset, m, n)
     if values_checked(validate) and not (rl.is_meta or lab.is_meta):
         if not torch.equal(rl.long(), lab[off : off + m].long()):
@@ -286,10 +274,13 @@ def _init_prototypes(num_classes: int, dim: int, prototypes: torch.Tensor | None
             raise ValueError(f"{name} must be an integer >= 1, got {type(v).__name__} {v!r}")
     num_classes, dim = int(num_classes), int(dim)
     if prototypes is not None:
-        w = check_prototypes(prototypes, dim)
-        if w.shape[0] != num_classes:
-            raise ValueError(f"prototypes must have num_classes = {num_classes} rows")
-        return w.detach().clone()
+        check_inputs(D.ESUPCON_LOSS, True, prototypes=prototypes)
+        if tuple(prototypes.shape) != (num_classes, dim):
+            raise ValueError(
+                f"prototypes must have shape (num_classes, dim) = ({num_classes}, {dim}), got "
+                f"{tuple(prototypes.shape)}"
+            )
+        return prototypes.detach().clone()
     if num_classes < 1 or dim < 1:
         raise ValueError(f"num_classes and dim must be >= 1, got {num_classes}, {dim}")
     return torch.randn(num_classes, dim) / math.sqrt(dim)

@@ -37,21 +37,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses._common import (
-    LAM,
-    MAX_ITER,
-    STEP,
-    TOL,
     Reduction,
     check_bool,
     check_float,
+    check_inputs,
     check_int_param,
-    check_nonempty,
     check_number,
     check_reduction,
-    check_same_device,
-    check_same_shape,
-    check_simplex,
     compute_dtype,
     reduce,
     values_checked,
@@ -149,16 +143,6 @@ def _h2(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _check_pair(logits: object, targets: object, tname: str, validate: bool) -> None:
-    check_float(logits, "logits", 2)
-    check_float(targets, tname, 2)
-    assert isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)
-    check_nonempty(logits, "logits")
-    check_same_shape(logits, targets, "logits", tname)
-    check_same_device(targets, logits, tname, "logits")
-    check_simplex(targets, tname, validate=validate)
-
-
 def collision_cross_entropy(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -195,7 +179,7 @@ def collision_cross_entropy(
         * one-hot targets give exactly Shannon CE; uniform targets give :math:`\ln K` and a
           zero gradient (exactly 0 in floating point).
     """
-    _check_pair(logits, targets, "targets", validate)
+    check_inputs(D.COLLISION_CROSS_ENTROPY, validate, logits=logits, targets=targets)
     check_reduction(reduction)
     return reduce(_h2(logits, targets), reduction).to(logits.dtype)
 
@@ -234,8 +218,8 @@ def self_labeling_loss(
     terms only near the loss's minimum (balanced, confident labels, :math:`L \lesssim 10^{-4}`),
     where the value is that ill-conditioned in its inputs anyway.
     """
-    _check_pair(logits, y, "y", validate)
-    lam_f = check_number(LAM, lam)
+    check_inputs(D.SELF_LABELING_LOSS, validate, logits=logits, y=y)
+    lam_f = check_number(D.LAM, lam)
     check_reduction(reduction)
     h = _h2(logits, y)
     if lam_f != 0:  # lam = 0 drops the term (no 0 * inf = NaN for an empty class)
@@ -280,7 +264,7 @@ class SelfLabelingLoss(nn.Module):
 
     def __init__(self, lam: float, reduction: Reduction = "mean", *, validate: bool = True) -> None:
         super().__init__()
-        self.lam = check_number(LAM, lam)
+        self.lam = check_number(D.LAM, lam)
         check_reduction(reduction)
         self.reduction: Reduction = reduction
         self.validate = validate
@@ -346,22 +330,15 @@ def _objective_and_gradient(
 def _prepare(
     probs: object, y0: object, lam: float, validate: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    check_float(probs, "probs", 2)
+    check_inputs(D.EM_PSEUDO_LABELS, validate, probs=probs, y0=y0)
     assert isinstance(probs, torch.Tensor)
-    check_nonempty(probs, "probs")
-    if y0 is not None:  # type, shape and device before any value is read
-        check_float(y0, "y0", 2)
-        assert isinstance(y0, torch.Tensor)
-        check_same_shape(probs, y0, "probs", "y0")
-        check_same_device(y0, probs, "y0", "probs")
-    check_simplex(probs, "probs", validate=validate)
     dt = compute_dtype(probs)
     sigma = probs.to(dt).contiguous()  # the solvers update iterates in place and flatten them
     if y0 is None:
         y = sigma.clone()
         yname = "probs (the default y0)"
     else:
-        check_simplex(y0, "y0", validate=validate)
+        assert isinstance(y0, torch.Tensor)
         y = y0.to(dt).contiguous().clone()
         yname = "y0"
     if values_checked(validate):
@@ -468,9 +445,9 @@ def em_pseudo_labels(
     :math:`F(y) - \min F`. Vectorised over the batch; one host sync per E+M step. Computes in
     ``compute_dtype(probs)`` (use float64 for tight tolerances).
     """
-    lam_f = check_number(LAM, lam)
-    tol_f = check_number(TOL, tol)
-    n_iter = check_int_param(MAX_ITER, max_iter)
+    lam_f = check_number(D.LAM, lam)
+    tol_f = check_number(D.TOL, tol)
+    n_iter = check_int_param(D.MAX_ITER, max_iter)
     check_bool(accelerate, "accelerate")
     _, logs, y = _prepare(probs, y0, lam_f, validate)
     floor = 0.5 * math.log(torch.finfo(y.dtype).tiny)
@@ -583,10 +560,10 @@ def pgd_pseudo_labels(
     after ``max_iter`` iterations, or when a step would make :math:`F` non-finite (that step is
     rejected and ``converged=False``). Unlike EM, :math:`F` need not decrease monotonically.
     """
-    lam_f = check_number(LAM, lam)
-    eta = check_number(STEP, step)
-    tol_f = check_number(TOL, tol)
-    n_iter = check_int_param(MAX_ITER, max_iter)
+    lam_f = check_number(D.LAM, lam)
+    eta = check_number(D.STEP, step)
+    tol_f = check_number(D.TOL, tol)
+    n_iter = check_int_param(D.MAX_ITER, max_iter)
     sigma, logs, y = _prepare(probs, y0, lam_f, validate)
     f, g = _objective_and_gradient(sigma, logs, y, lam_f)
     history, work = [float(f)], [0]
@@ -608,14 +585,8 @@ def pgd_pseudo_labels(
 
 
 def _check_probs_y(probs: object, y: object, validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    check_float(probs, "probs", 2)
-    check_float(y, "y", 2)
+    check_inputs(D.PSEUDO_LABELS, validate, probs=probs, y=y)
     assert isinstance(probs, torch.Tensor) and isinstance(y, torch.Tensor)
-    check_nonempty(probs, "probs")
-    check_same_shape(probs, y, "probs", "y")
-    check_same_device(y, probs, "y", "probs")
-    check_simplex(probs, "probs", validate=validate)
-    check_simplex(y, "y", validate=validate)
     dt = compute_dtype(probs, y)
     return probs.to(dt), y.to(dt)
 
@@ -625,7 +596,7 @@ def pseudo_label_objective(
 ) -> torch.Tensor:
     r"""The pseudo-label objective :math:`F(y)` of :func:`em_pseudo_labels` (**reconstructed**),
     a 0-d tensor in the compute dtype (``+inf`` outside its domain)."""
-    lam_f = check_number(LAM, lam)
+    lam_f = check_number(D.LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     return _objective(torch.log(sigma), yy, lam_f)
 
@@ -635,7 +606,7 @@ def pseudo_label_gradient(
 ) -> torch.Tensor:
     r""":math:`\nabla_y F`, entries :math:`-\frac1N(\sigma_{ik}/\sigma_i^\top y_i
     + \lambda u_k/\bar y_k)`."""
-    lam_f = check_number(LAM, lam)
+    lam_f = check_number(D.LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     return _gradient(sigma, torch.log(sigma), yy, lam_f)
 
@@ -651,7 +622,7 @@ def pseudo_label_kkt_residual(
     complementary slackness plus dual feasibility; 0 exactly at a KKT point, which (:math:`F`
     convex, linear constraints) is a global minimiser.
     """
-    lam_f = check_number(LAM, lam)
+    lam_f = check_number(D.LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     g = _gradient(sigma, torch.log(sigma), yy, lam_f)
     mu = (yy * g).sum(-1, keepdim=True)
@@ -665,7 +636,7 @@ def pseudo_label_gap(
     r"""Frank-Wolfe duality gap :math:`\sum_i(\mu_i - \min_k g_{ik})` with :math:`g = \nabla F`,
     :math:`\mu_i = \sum_k y_{ik}g_{ik}`: by convexity of :math:`F` it bounds the suboptimality,
     :math:`0 \le F(y) - \min F \le` gap (a certificate, not an estimate)."""
-    lam_f = check_number(LAM, lam)
+    lam_f = check_number(D.LAM, lam)
     sigma, yy = _check_probs_y(probs, y, validate)
     g = _gradient(sigma, torch.log(sigma), yy, lam_f)
     mu = (yy * g).sum(-1)

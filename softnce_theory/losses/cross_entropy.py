@@ -16,18 +16,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses._common import (
-    EPSILON,
     Reduction,
     Temperature,
-    check_float,
-    check_labels,
-    check_nonempty,
+    check_inputs,
     check_param,
     check_reduction,
-    check_same_device,
-    check_same_shape,
-    check_simplex,
     check_tau,
     compute_dtype,
     module_temperature,
@@ -75,14 +70,9 @@ def soft_target_cross_entropy(
     Zero-probability classes: :math:`0\cdot\log 0` is taken as 0, so a ``-inf`` logit on a class
     with zero target mass gives a finite loss and gradient.
     """
-    check_float(logits, "logits", 2)
-    check_float(targets, "targets", 2)
-    check_nonempty(logits, "logits")
-    check_same_shape(logits, targets, "logits", "targets")
-    check_same_device(targets, logits, "targets", "logits")
+    check_inputs(D.SOFT_TARGET_CROSS_ENTROPY, validate, logits=logits, targets=targets)
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
-    check_simplex(targets, "targets", validate=validate)
     nlp = _neg_log_probs(logits, t)
     a = targets.to(nlp.dtype)
     loss = torch.where(a > 0, a * nlp, torch.zeros_like(nlp)).sum(-1)
@@ -103,9 +93,7 @@ def nll_loss(
 
     Source: standard; the "hard NLL" baseline of Hugger & Uhlmann (2024).
     """
-    check_float(logits, "logits", 2)
-    check_nonempty(logits, "logits")
-    check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate, ref=logits)
+    check_inputs(D.NLL_LOSS, validate, logits=logits, labels=labels)
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
     nlp = _neg_log_probs(logits, t)
@@ -134,12 +122,10 @@ def label_smoothing_cross_entropy(
     :math:`\varepsilon/C` also lands on the true class. Equals ``F.cross_entropy(logits / t,
     labels, label_smoothing=epsilon)``.
     """
-    check_float(logits, "logits", 2)
-    check_nonempty(logits, "logits")
-    check_labels(labels, "labels", logits.shape[0], logits.shape[1], validate=validate, ref=logits)
+    check_inputs(D.LABEL_SMOOTHING_CROSS_ENTROPY, validate, logits=logits, labels=labels)
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
-    eps = check_param(EPSILON, epsilon, validate=validate)
+    eps = check_param(D.EPSILON, epsilon, validate=validate)
     nlp = _neg_log_probs(logits, t)
     hard = nlp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
     uniform = nlp.mean(-1)
@@ -215,7 +201,7 @@ class LabelSmoothingCrossEntropy(nn.Module):
     ) -> None:
         super().__init__()
         self.validate = validate
-        self.epsilon = check_param(EPSILON, epsilon)
+        self.epsilon = check_param(D.EPSILON, epsilon)
         self.temperature = module_temperature(temperature, learn_temperature)
         check_reduction(reduction)
         self.reduction: Reduction = reduction

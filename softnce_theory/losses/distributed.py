@@ -61,6 +61,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses import soft_target_infonce as sti
 from softnce_theory.losses._common import (
     Reduction,
@@ -68,12 +69,9 @@ from softnce_theory.losses._common import (
     Temperature,
     Variant,
     base_scale,
-    check_float,
+    check_inputs,
     check_log_q,
-    check_nonempty,
-    check_query_key,
     check_reduction,
-    check_same_shape,
     check_similarity,
     check_tau,
     check_variant,
@@ -401,7 +399,7 @@ def info_nce(
     (default 0.1) or CLIP's ``logit_scale``; mean over the global batch (module doc).
     """
     t = resolve_temperature(temperature, logit_scale, default=0.1, validate=validate)
-    check_query_key(query, positive_key, "query", "positive_key")
+    check_inputs(D.INFO_NCE, validate, query=query, positive_key=positive_key)
     check_similarity(similarity)
     check_reduction(reduction)
     b = query.shape[0]
@@ -441,7 +439,7 @@ def symmetric_info_nce(
     batch (also for unequal shard sizes). ``temperature`` (default 0.1) or ``logit_scale``.
     """
     t = resolve_temperature(temperature, logit_scale, default=0.1, validate=validate)
-    check_query_key(a, b, "a", "b")
+    check_inputs(D.SYMMETRIC_INFO_NCE, validate, a=a, b=b)
     check_similarity(similarity)
     check_reduction(reduction)
     dt = compute_dtype(a)
@@ -483,10 +481,7 @@ def soft_target_info_nce(
     ``no_grad``): when they are data nothing changes; when they come from a network (a teacher,
     learnable soft labels) their gradient is the global one. Shard sizes may differ.
     """
-    check_float(logits, "logits", 2)
-    check_nonempty(logits, "logits")
-    check_float(targets, "targets", 2)
-    check_same_shape(logits, targets, "logits", "targets")
+    check_inputs(D.SOFT_TARGET_INFO_NCE, validate, logits=logits, targets=targets)
     check_reduction(reduction)
     t = check_tau(temperature, validate=validate)
     sh = _shards(targets, "targets", group)

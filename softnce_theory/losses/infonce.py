@@ -28,17 +28,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses._common import (
     NegativeMode,
     Reduction,
     Similarity,
     Temperature,
-    check_float,
-    check_like,
+    check_inputs,
     check_log_q,
     check_negative_mode,
-    check_nonempty,
-    check_query_key,
     check_reduction,
     check_similarity,
     compute_dtype,
@@ -124,10 +122,7 @@ def ranking_nce(
 
     A ``-inf`` score masks a noise candidate; ``K = 0`` (one column) gives a loss of 0.
     """
-    check_float(scores, "scores", 2)
-    check_nonempty(scores, "scores")
-    if scores.shape[1] == 0:
-        raise ValueError("scores must have at least one column (column 0 is the positive)")
+    check_inputs(D.RANKING_NCE, validate, scores=scores)
     check_reduction(reduction)
     if log_q is None:
         s = scores.to(compute_dtype(scores))
@@ -214,18 +209,19 @@ def info_nce(
             tile=tile_k,
         )
 
-    check_query_key(query, positive_key, "query", "positive_key")
     check_similarity(similarity)
     check_negative_mode(negative_mode)
+    check_inputs(
+        D.INFO_NCE, validate, query=query, positive_key=positive_key, negative_keys=negative_keys
+    )
     check_reduction(reduction)
     b = query.shape[0]
     if negative_keys is not None:
         nd = 2 if negative_mode == "unpaired" else 3
-        check_like(negative_keys, "negative_keys", query, "query", nd)
-        if nd == 3 and negative_keys.shape[0] != b:
+        if negative_keys.dim() != nd:
             raise ValueError(
-                f"negative_keys must have shape (B={b}, M, D) for negative_mode='paired', "
-                f"got {tuple(negative_keys.shape)}"
+                f"negative_keys must be {nd}-D for negative_mode={negative_mode!r}, got shape "
+                f"{tuple(negative_keys.shape)}"
             )
     elif negative_log_q is not None:
         raise ValueError("negative_log_q requires negative_keys (got negative_keys=None)")
@@ -298,7 +294,7 @@ def symmetric_info_nce(
             tile=tile_k,
         )
 
-    check_query_key(a, b, "a", "b")
+    check_inputs(D.SYMMETRIC_INFO_NCE, validate, a=a, b=b)
     check_similarity(similarity)
     check_reduction(reduction)
     dt = compute_dtype(a)

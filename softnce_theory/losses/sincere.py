@@ -48,15 +48,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses._common import (
-    BASE_TEMPERATURE,
     Reduction,
     Temperature,
     Variant,
     apply_scale,
     base_scale,
-    check_class_labels,
-    check_float,
+    check_inputs,
     check_param,
     check_reduction,
     check_variant,
@@ -334,13 +333,6 @@ def sincere_loss(
     return apply_scale(_reduce(rows, _valid(lab), reduction), scale).to(embeddings.dtype)
 
 
-def _check_logits(logits: object) -> torch.Tensor:
-    x = check_float(logits, "logits", 2)
-    if x.shape[0] == 0 or x.shape[0] != x.shape[1]:
-        raise ValueError(f"logits must be a non-empty square (n, n) matrix, got {tuple(x.shape)}")
-    return x
-
-
 def supcon_from_logits(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -352,8 +344,8 @@ def supcon_from_logits(
     r"""SupCon from a precomputed ``(n, n)`` logit matrix :math:`s_{ij}` (row ``i`` is anchor
     ``i``; the diagonal is ignored). Same formula and policies as :func:`supcon_loss` with the
     similarity and temperature already applied."""
-    x = _check_logits(logits)
-    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate, ref_name="logits")
+    check_inputs(D.FROM_LOGITS, validate, logits=logits, labels=labels)
+    x, lab = logits, labels
     v = check_variant(variant)
     check_reduction(reduction)
     rows = supcon_rows(x.to(compute_dtype(x)), lab, v)
@@ -368,8 +360,8 @@ def sincere_from_logits(
     validate: bool = True,
 ) -> torch.Tensor:
     """SINCERE from a precomputed ``(n, n)`` logit matrix (see :func:`supcon_from_logits`)."""
-    x = _check_logits(logits)
-    lab = check_class_labels(labels, x.shape[0], x.device, validate=validate, ref_name="logits")
+    check_inputs(D.FROM_LOGITS, validate, logits=logits, labels=labels)
+    x, lab = logits, labels
     check_reduction(reduction)
     rows = sincere_rows(x.to(compute_dtype(x)), lab)
     return _reduce(rows, _valid(lab), reduction).to(x.dtype)
@@ -397,7 +389,7 @@ class SupConLoss(nn.Module):
         self.variant: Variant = check_variant(variant)
         self.normalize = normalize
         if base_temperature is not None:
-            check_param(BASE_TEMPERATURE, base_temperature)
+            check_param(D.BASE_TEMPERATURE, base_temperature)
         self.base_temperature = base_temperature
         check_reduction(reduction)
         self.reduction: Reduction = reduction
@@ -437,7 +429,7 @@ class SINCERELoss(nn.Module):
         self.temperature = module_temperature(temperature, learn_temperature)
         self.normalize = normalize
         if base_temperature is not None:
-            check_param(BASE_TEMPERATURE, base_temperature)
+            check_param(D.BASE_TEMPERATURE, base_temperature)
         self.base_temperature = base_temperature
         check_reduction(reduction)
         self.reduction: Reduction = reduction

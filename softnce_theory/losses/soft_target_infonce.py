@@ -56,15 +56,13 @@ import math
 import torch
 from torch import nn
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses._common import (
     Reduction,
     Temperature,
-    check_float,
-    check_labels,
-    check_nonempty,
+    check_inputs,
     check_offset,
     check_reduction,
-    check_simplex,
     check_tau,
     check_zero_noise_mass,
     compute_dtype,
@@ -98,17 +96,8 @@ def info_nce_from_scores(
     ``validate``). Returns the ``(N,)`` per-row losses in the dtype of ``scores`` (no
     promotion: the caller chooses the compute dtype). See :func:`_info_nce_rows`.
     """
-    check_float(scores, "scores", 2)
-    check_nonempty(scores, "scores")
-    n, m = scores.shape
-    if m == 0:
-        raise ValueError(
-            f"scores must have at least one column (M >= 1), got shape {tuple(scores.shape)}"
-        )
-    pos = check_labels(
-        positives, "positives", n, m, validate=validate, ref=scores, ref_name="scores"
-    )
-    return _info_nce_rows(scores, pos)
+    check_inputs(D.INFO_NCE_FROM_SCORES, validate, scores=scores, positives=positives)
+    return _info_nce_rows(scores, positives)
 
 
 def _info_nce_rows(scores: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
@@ -258,30 +247,18 @@ def info_nce_hard_labels(
     The one-hot targets go through the same matmul, so NaN/Inf anywhere in a row of logits
     propagates to that row, as in the official code.
     """
-    check_float(logits, "logits", 2)
-    check_nonempty(logits, "logits")
+    check_inputs(
+        D.INFO_NCE_HARD_LABELS,
+        validate,
+        logits=logits,
+        labels=labels,
+        noise_probs=noise_probs,
+        candidate_labels=candidate_labels,
+    )
     n, c = logits.shape
-    check_labels(labels, "labels", n, c, validate=validate, ref=logits)
     if candidate_labels is None:
         cand_labels, cand_name = labels, "labels"
     else:
-        if not isinstance(candidate_labels, torch.Tensor) or candidate_labels.dim() != 1:
-            raise ValueError(
-                "candidate_labels must be a 1-D integer tensor of shape (M,), got "
-                + (
-                    f"shape {tuple(candidate_labels.shape)}"
-                    if isinstance(candidate_labels, torch.Tensor)
-                    else type(candidate_labels).__name__
-                )
-            )
-        check_labels(
-            candidate_labels,
-            "candidate_labels",
-            candidate_labels.shape[0],
-            c,
-            validate=validate,
-            ref=logits,
-        )
         cand_labels, cand_name = candidate_labels, "candidate_labels"
     t = check_tau(temperature, validate=validate)
     check_reduction(reduction)
@@ -292,7 +269,7 @@ def info_nce_hard_labels(
                 f"candidate_labels[offset:offset+N] must equal labels (the positives) at "
                 f"offset = {off}"
             )
-    q = prepare_noise(noise_probs, c, logits.device, validate)
+    q = prepare_noise(noise_probs, logits.device)
     dt = compute_dtype(logits) if q is None else compute_dtype(logits, q)
     onehot = torch.nn.functional.one_hot(cand_labels.long(), c).to(dt)
     if q is not None:
@@ -326,8 +303,7 @@ class SoftTargetInfoNCE(nn.Module):
         self.validate = validate
         self.tile = tile
         if noise_probs is not None:
-            check_float(noise_probs, "noise_probs", 1)
-            check_simplex(noise_probs, "noise_probs")
+            check_inputs(D.SOFT_TARGET_INFO_NCE, True, noise_probs=noise_probs)
         self.register_buffer("noise_probs", noise_probs)
 
     def forward(
@@ -370,8 +346,7 @@ class InfoNCEHardLabels(nn.Module):
         self.reduction: Reduction = reduction
         self.validate = validate
         if noise_probs is not None:
-            check_float(noise_probs, "noise_probs", 1)
-            check_simplex(noise_probs, "noise_probs")
+            check_inputs(D.SOFT_TARGET_INFO_NCE, True, noise_probs=noise_probs)
         self.register_buffer("noise_probs", noise_probs)
 
     def forward(

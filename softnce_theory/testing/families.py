@@ -1,9 +1,16 @@
 """Audit contracts and their property suites, one per loss family.
 
 A family fixes a call signature (the *contract*), a semantics (the reference values of
-:mod:`softnce_theory.testing.references`) and a list of properties:
+:mod:`softnce_theory.testing.references`) and a list of properties. The signature is declared
+once, as a :class:`~softnce_theory.domain.Domain` built from the loss declarations of
+:mod:`softnce_theory.losses.domains` (``BuiltinContract.domain``): the contract's arguments
+(:class:`~softnce_theory.testing.core.Arg`, their kinds and which are differentiated) are
+derived from it, and the ``declared_domain`` property draws its examples from it
+(:func:`~softnce_theory.testing.strategies.from_domain`). The other properties draw from
+hand-written strategies aimed at one region each (target kinds, label layouts, row norms).
 
-* ``oracle``: float64 value against the mpmath oracle of ``numerics/<family>``;
+* ``oracle``: float64 value against the mpmath oracle of ``numerics/<family>``, on the
+  hand-written strategy (``value_vs_oracle``) and on the declared domain (``declared_domain``);
 * ``gradient``: autograd against the closed-form gradient;
 * ``invariance``: logit shift, batch permutation, embedding scale, label renaming;
 * ``limit``: one-hot / uniform targets, instance labels, identical embeddings, ...;
@@ -18,13 +25,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from hypothesis import strategies as st
 
+from softnce_theory.domain import Array, Domain, Labels
+from softnce_theory.losses import domains as D
 from softnce_theory.testing import references as R
 from softnce_theory.testing import strategies as S
 from softnce_theory.testing.core import (
@@ -50,21 +59,38 @@ _N_PAIRS = st.integers(1, 8)
 _N_BATCH = st.sampled_from(tuple(range(3, 11)))
 
 
+def domain_args(domain: Domain) -> tuple[Arg, ...]:
+    """A contract's arguments, in declaration order: an :class:`Array` is a float tensor,
+    differentiated unless it is a ``simplex`` (probability rows are data: targets, a noise
+    distribution), a :class:`Labels` a long tensor, a parameter a scalar."""
+    tensors = tuple(
+        Arg(a.name, "float", grad=not a.simplex) if isinstance(a, Array) else Arg(a.name, "long")
+        for a in domain.arrays
+    )
+    return tensors + tuple(Arg(p.name, "scalar") for p in domain.params)
+
+
 @dataclass(frozen=True)
 class BuiltinContract(Contract):
     """A hand-written audit contract: signature, reference, tolerance scales and properties.
 
-    The reference values are the project's oracles in ``numerics`` and the closed forms of
+    ``domain`` declares the call signature once (argument names in call order, shapes, label
+    ranges, parameter ranges); ``args`` is derived from it (:func:`domain_args`). The reference
+    values are the project's oracles in ``numerics`` and the closed forms of
     :mod:`softnce_theory.testing.references`, looked up by the contract's name."""
 
     name: str
     contract: str
     semantics: str
-    args: tuple[Arg, ...]
+    domain: Domain
     scale: Callable[[Example], float]
     natural: Callable[[Example], dict[str, float]]
     build: Callable[[BuiltinContract], list[Property]]
     smoke: Callable[[], Example]
+    args: tuple[Arg, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", domain_args(self.domain))
 
     def properties(self) -> list[Property]:
         return self.build(self)
@@ -107,6 +133,46 @@ def prop_oracle(
         check_value(got, fam.oracle(ex), fam.scale(ex), "oracle")
 
     return Property(name, kind, description, strategy, check)
+
+
+#: the least row norm of an embedding drawn by ``declared_domain`` (see :func:`_nonzero_rows`)
+_MIN_ROW_NORM = 1e-6
+
+
+def _nonzero_rows(*names: str) -> Callable[[Example], bool]:
+    """Every row of the named embeddings has norm >= :data:`_MIN_ROW_NORM`. A zero (or
+    denormal) row has no direction: what its cosine similarity is, is a policy of the loss
+    (``F.normalize``'s ``eps``), not part of the contract's formula."""
+
+    def ok(ex: Example) -> bool:
+        return all(bool((_row_norms(ex[n]) >= _MIN_ROW_NORM).all()) for n in names)
+
+    return ok
+
+
+def prop_declared_domain(
+    fam: BuiltinContract,
+    *,
+    sizes: dict[str, Any] | None = None,
+    valid: Callable[[Example], bool] | None = None,
+    why: str = "",
+) -> Property:
+    """Value vs the oracle on examples of the contract's declared domain
+    (:func:`~softnce_theory.testing.strategies.from_domain`, dimensions up to 5, parameters in
+    their typical ranges). ``valid`` filters out the inputs whose value is an edge policy of
+    the contract rather than its formula; ``why`` says which, in the description."""
+    strategy = S.from_domain(fam.domain, max_size=5, sizes=sizes)
+    if valid is not None:
+        strategy = strategy.filter(valid)
+    return prop_oracle(
+        fam,
+        strategy,
+        "declared_domain",
+        "oracle",
+        "float64 value vs the 50-digit oracle on examples drawn from the contract's declared "
+        "domain (every argument as declared, dimensions up to 5, parameters in their typical "
+        "range" + (f"; {why}" if why else "") + ")",
+    )
 
 
 def prop_gradient(
@@ -425,6 +491,7 @@ def _logit_target_props(
             "oracle",
             "float64 value vs the 50-digit oracle (all target kinds, logits up to 1e2)",
         ),
+        prop_declared_domain(fam),
         prop_gradient(fam, base, gradient),
         prop_invariance(
             fam,
@@ -580,6 +647,7 @@ def _build_label_smoothing(fam: BuiltinContract) -> list[Property]:
             "oracle",
             "float64 value vs the 50-digit oracle, torch convention (1-eps) e_y + eps/C",
         ),
+        prop_declared_domain(fam),
         prop_gradient(fam, base, "autograd vs (p - alpha_eps)/N"),
         prop_invariance(
             fam,
@@ -700,6 +768,7 @@ def _build_sti(fam: BuiltinContract) -> list[Property]:
             "oracle",
             "float64 value vs the 50-digit oracle (non-uniform q, t in [1e-2, 1e2])",
         ),
+        prop_declared_domain(fam),
         prop_gradient(fam, base, "autograd vs (sum_j w_ij alpha_j - alpha_i)/(N t)"),
         prop_invariance(
             fam,
@@ -817,6 +886,9 @@ def _build_infonce(fam: BuiltinContract) -> list[Property]:
             "value_vs_oracle",
             "oracle",
             "float64 value vs the 50-digit oracle (cosine similarities, tau in [2e-2, 20])",
+        ),
+        prop_declared_domain(
+            fam, valid=_nonzero_rows("query", "keys"), why=f"rows of norm >= {_MIN_ROW_NORM:g}"
         ),
         prop_gradient(fam, base, "autograd w.r.t. query and keys vs the closed form"),
         prop_invariance(
@@ -1006,6 +1078,13 @@ def _build_embedding(fam: BuiltinContract) -> list[Property]:
             "float64 value vs the 50-digit oracle (raw embeddings, random class layouts incl. "
             "singletons, tau in [2e-2, 20])",
         ),
+        prop_declared_domain(
+            fam,
+            sizes={"B": st.integers(2, 5)},
+            valid=lambda ex: _has_valid_anchor(ex["labels"]) and _nonzero_rows("embeddings")(ex),
+            why=f"rows of norm >= {_MIN_ROW_NORM:g}, at least one anchor with a positive (a "
+            "batch without one is the no_positive_pairs policy)",
+        ),
         prop_gradient(fam, base, "autograd w.r.t. the raw embeddings vs the closed form"),
         prop_invariance(
             fam,
@@ -1101,9 +1180,46 @@ def _smoke_emb() -> Example:
 
 # ----------------------------------------------------------------------------- registry
 
-_LOGITS = Arg("logits", "float", grad=True)
-_TARGETS = Arg("targets", "float")
-_EMB = (Arg("embeddings", "float", grad=True), Arg("labels", "long"), Arg("temperature", "scalar"))
+
+def _declared(domain: Domain, name: str) -> Array | Labels:
+    """The declaration of the tensor argument ``name`` of a loss's domain."""
+    return next(a for a in domain.arrays if a.name == name)
+
+
+def _declared_array(domain: Domain, name: str) -> Array:
+    a = _declared(domain, name)
+    if not isinstance(a, Array):
+        raise TypeError(f"{name} is declared as {type(a).__name__}, not Array")
+    return a
+
+
+# The contracts' signatures, from the losses' own declarations (softnce_theory.losses.domains):
+# the same logits, targets, labels, noise distribution, embeddings and parameters.
+_SOFT_CE = Domain(arrays=D.SOFT_TARGET_CROSS_ENTROPY.arrays)  # no temperature in the contract
+_COLLISION_CE = Domain(arrays=D.COLLISION_CROSS_ENTROPY.arrays)
+_LABEL_SMOOTHING = Domain(arrays=D.LABEL_SMOOTHING_CROSS_ENTROPY.arrays, params=(D.EPSILON,))
+_STI = Domain(
+    arrays=tuple(
+        _declared(D.SOFT_TARGET_INFO_NCE, n) for n in ("logits", "targets", "noise_probs")
+    ),
+    params=(D.TEMPERATURE,),
+)
+#: in-batch InfoNCE: the contract names the positives ``keys`` (the loss: ``positive_key``)
+_INFONCE = Domain(
+    arrays=(
+        _declared(D.INFO_NCE, "query"),
+        replace(_declared_array(D.INFO_NCE, "positive_key"), name="keys"),
+    ),
+    params=(D.TEMPERATURE,),
+)
+#: SupCon / SINCERE on one view: (B, D) embeddings (the loss also accepts (B, V, D))
+_EMBEDDINGS = Domain(
+    arrays=(
+        replace(_declared_array(D.SUPCON_LOSS, "embeddings"), dims=("B", "D"), optional=()),
+        _declared(D.SUPCON_LOSS, "labels"),
+    ),
+    params=(D.TEMPERATURE,),
+)
 
 _EMB_SEMANTICS = {
     "supcon_out": "SupCon L_out (Khosla et al. 2020, eq. 2): per anchor, the mean over its "
@@ -1130,7 +1246,7 @@ for _v in ("supcon_out", "supcon_in", "sincere"):
             semantics=_EMB_SEMANTICS[_v]
             + "; embeddings raw (the loss L2-normalises), cosine logits s_ij = z_i.z_j/tau; "
             "mean over anchors with >= 1 positive (0 when there is none)",
-            args=_EMB,
+            domain=_EMBEDDINGS,
             scale=_emb_scale,
             natural=_emb_natural,
             build=_build_embedding,
@@ -1144,11 +1260,7 @@ _register(
         contract="fn(query: Tensor[B, D], keys: Tensor[B, D], temperature: float) -> scalar Tensor",
         semantics="in-batch InfoNCE: row i's positive is key i, the other keys are its negatives; "
         "one-directional (query -> keys), cosine similarity / tau, mean over rows",
-        args=(
-            Arg("query", "float", grad=True),
-            Arg("keys", "float", grad=True),
-            Arg("temperature", "scalar"),
-        ),
+        domain=_INFONCE,
         scale=_emb_scale,
         natural=_qk_natural,
         build=_build_infonce,
@@ -1164,7 +1276,7 @@ _register(
         semantics="soft-target InfoNCE (Hugger & Uhlmann 2024): S_ij = <alpha_j, f_i/t - log q>, "
         "in-batch candidates (row i's positive is its own target), mean over rows; log q is not "
         "divided by t; 0 log 0 = 0 for classes with q_c = 0 and no target mass",
-        args=(_LOGITS, _TARGETS, Arg("noise_probs", "float"), Arg("temperature", "scalar")),
+        domain=_STI,
         scale=_logit_scale,
         natural=_logit_natural,
         build=_build_sti,
@@ -1178,7 +1290,7 @@ _register(
         contract="fn(logits: Tensor[N, C], targets: Tensor[N, C]) -> scalar Tensor",
         semantics="soft-target cross-entropy -sum_c alpha_c log softmax(f)_c, mean over rows; "
         "0 log 0 = 0 (a -inf logit on a zero-target class is allowed)",
-        args=(_LOGITS, _TARGETS),
+        domain=_SOFT_CE,
         scale=_logit_scale,
         natural=_logit_natural,
         build=_build_soft_ce,
@@ -1192,7 +1304,7 @@ _register(
         contract="fn(logits: Tensor[N, C], targets: Tensor[N, C]) -> scalar Tensor",
         semantics="collision cross-entropy -log sum_c y_c softmax(f)_c (Zhang & Boykov), "
         "mean over rows",
-        args=(_LOGITS, _TARGETS),
+        domain=_COLLISION_CE,
         scale=_logit_scale,
         natural=_logit_natural,
         build=_build_collision,
@@ -1206,7 +1318,7 @@ _register(
         contract="fn(logits: Tensor[N, C], labels: LongTensor[N], epsilon: float) -> scalar Tensor",
         semantics="label-smoothed cross-entropy in torch's convention: target "
         "(1 - eps) e_y + eps/C (eps/C also lands on the true class), mean over rows",
-        args=(_LOGITS, Arg("labels", "long"), Arg("epsilon", "scalar")),
+        domain=_LABEL_SMOOTHING,
         scale=_logit_scale,
         natural=_logit_natural,
         build=_build_label_smoothing,
@@ -1221,4 +1333,4 @@ def implemented() -> tuple[str, ...]:
     return tuple(FAMILIES)
 
 
-__all__ = ["FAMILIES", "BuiltinContract", "implemented"]
+__all__ = ["FAMILIES", "BuiltinContract", "domain_args", "implemented", "prop_declared_domain"]

@@ -235,7 +235,7 @@ class SpecContract(Contract):
         self.spec = spec
         self.name = family.name
         dom = spec.domain
-        self.rows = dom.arrays[0]
+        self.rows = spec.rows
         self.params = dom.params
         self.float_params = tuple(p.name for p in self.params if not p.integer)
         self.args = (

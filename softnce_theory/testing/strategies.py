@@ -18,8 +18,12 @@ Strategies (all keyword-configurable):
   (:data:`LABEL_LAYOUTS`: singleton classes, single-class batches, instance pairs, ...);
 * :func:`labelled_embeddings` -- raw (unnormalised) embeddings with labels;
 * :func:`query_key_pairs` -- raw query/key rows for in-batch InfoNCE;
-* :func:`from_domain` -- examples of a declared :class:`~softnce_theory.domain.Domain` (the
-  generic contract of a family declared from its definition draws from it).
+* :func:`from_domain` -- examples of a declared :class:`~softnce_theory.domain.Domain`: float
+  arrays entry by entry in their typical range, simplex arrays with the target kinds above,
+  labels with the layouts above (within ``Labels.classes``), optional dimensions present or
+  not, parameters in their typical range (and, on request, at their declared extremes). The
+  generic contract of a family declared from its definition and the ``declared_domain``
+  property of every built-in contract draw from it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from softnce_theory.domain import Array, Domain, Interval, Param, dims_of
+from softnce_theory.domain import Array, Domain, Interval, Labels, Param, dims_of
 
 TARGET_KINDS = ("onehot", "uniform", "near_degenerate", "mixup", "smoothed", "dirichlet")
 
@@ -312,12 +316,13 @@ def array_entries(a: Array) -> st.SearchStrategy[float]:
 
 
 def param_values(p: Param) -> st.SearchStrategy[float]:
-    """A value of ``p`` in its typical range: integers for an integer parameter, log-uniform
-    (shrinking towards the lower end) when the range is positive and spans at least two
-    decades, else ``st.floats`` in the range (which favours its ends and simple values)."""
+    """A value of ``p`` in its typical range: ``int`` values for an integer parameter,
+    log-uniform (shrinking towards the lower end) when the range is positive and spans at
+    least two decades, else ``st.floats`` in the range (which favours its ends and simple
+    values)."""
     lo, hi = _clip(*p.typical_range(), p.interval, f"Param {p.name}")
     if p.integer:
-        return st.integers(math.ceil(lo), math.floor(hi)).map(float)
+        return st.integers(math.ceil(lo), math.floor(hi))
     if lo > 0 and hi / lo >= 100:
         # log-uniform: one of 32 equal bins of the exponent, then a position in the bin. (Not
         # st.floats on the exponent: its preferred simple values would put most draws at
@@ -329,42 +334,102 @@ def param_values(p: Param) -> st.SearchStrategy[float]:
     return _floats_in(lo, hi, p.interval)
 
 
+def _param_value(p: Param, v: float) -> float:
+    return int(v) if p.integer else float(v)
+
+
+#: the least batch size of the label layouts that need one (the others accept any size)
+_LAYOUT_MIN_N = {"with_singletons": 3, "balanced": 2}
+
+
+def _labels(draw: Any, n: int, classes: int | None) -> np.ndarray:
+    """``n`` int64 labels of a layout of :data:`LABEL_LAYOUTS` that fits ``n`` (see
+    :func:`class_labels`). With ``classes`` the layout's classes are mapped one-to-one onto
+    random classes in ``[0, classes)`` (a layout that needs more classes falls back to
+    ``"random"``); without, they are the layout's own non-negative ints."""
+    fits = tuple(x for x in LABEL_LAYOUTS if n >= _LAYOUT_MIN_N.get(x, 0))
+    lab = draw(class_labels(n, fits, _LABEL_CLASSES if classes is None else classes))
+    if classes is None:
+        return lab
+    rng = _rng(draw)
+    uniq, inv = np.unique(lab, return_inverse=True)
+    if len(uniq) > classes:
+        return rng.integers(0, classes, size=n, dtype=np.int64)
+    return rng.permutation(classes)[: len(uniq)][inv].astype(np.int64)
+
+
+def _simplex(draw: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Probability rows over the last dimension: a vector as :func:`noise_distributions`
+    (no zero class), rows as :func:`simplex_targets` (one target kind per array)."""
+    if len(shape) == 1:
+        return np.asarray(draw(noise_distributions(shape[0])), dtype=np.float64)
+    rows = int(np.prod(shape[:-1]))
+    return np.asarray(draw(simplex_targets(rows, shape[-1])), dtype=np.float64).reshape(shape)
+
+
 def from_domain(
     domain: Domain,
     *,
     sizes: Mapping[str, IntOrStrategy] | None = None,
     max_size: int = 6,
     params: Mapping[str, float | st.SearchStrategy[float]] | None = None,
+    extremes: bool = False,
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Examples of a declared domain: ``{array name: ndarray, param name: float}``.
+    """Examples of a declared domain: ``{argument name: value}`` for every array (optional
+    ones included: a caller uses the names it needs) and parameter.
 
-    Each dimension name of the arrays (``B``, ``K``, ...) is drawn once, from its largest
-    ``Array.min_sizes`` entry (default 1) to ``max(that, max_size)``, unless ``sizes`` gives it
-    (an int or a strategy). Array entries are drawn one by one in ``Array.typical`` (clipped to
-    the array's interval, open ends left out), so a failure shrinks entry by entry; parameters
-    come from :func:`param_values` unless ``params`` gives a value or a strategy.
+    * **Sizes.** Each dimension name (``B``, ``C``, ...) is drawn once, from its largest
+      ``Array.min_sizes`` entry (default 1) to ``max(that, max_size)``, unless ``sizes`` gives
+      it (an int or a strategy). An array with ``optional`` dimensions has them or not (drawn;
+      shrinks to without).
+    * **Float arrays** (float64): entries drawn one by one in ``Array.typical`` (clipped to the
+      interval, open ends left out), so a failure shrinks entry by entry. A ``simplex`` array
+      has probability rows: :func:`simplex_targets` kinds for rows, :func:`noise_distributions`
+      for a vector.
+    * **Labels** (int64): a layout of :data:`LABEL_LAYOUTS` that fits the size (repeated
+      classes, singletons, one class, ...); with ``Labels.classes`` their classes are distinct
+      values in ``[0, size of that dimension)``, else non-negative ints below 4.
+    * **Parameters** come from :func:`param_values` (``int`` for an integer parameter), also
+      from ``Param.extremes`` when ``extremes`` is true, unless ``params`` gives a value or a
+      strategy. Of each ``Domain.exclusive`` group one parameter is drawn (the one ``params``
+      names, if any), as the loss accepts only one.
     """
     if max_size < 1:
         raise ValueError(f"max_size must be >= 1, got {max_size}")
     dims = dims_of(domain.arrays)
+    given = dict(params or {})
     for name in sizes or {}:
         if name not in dims:
             raise ValueError(f"sizes: {name!r} is not a dimension of the domain {dims}")
-    for name in params or {}:
+    for name in given:
         if name not in [p.name for p in domain.params]:
             raise ValueError(f"params: {name!r} is not a parameter of the domain")
-    entries = {a.name: array_entries(a) for a in domain.arrays}
-    values = {p.name: param_values(p) for p in domain.params}
-    floor = {d: max(a.min_sizes.get(d, 1) for a in domain.arrays if d in a.dims) for d in dims}
+    for group in domain.exclusive:
+        if len(set(group) & set(given)) > 1:
+            raise ValueError(f"params: {' and '.join(group)} are mutually exclusive")
+    entries = {a.name: array_entries(a) for a in domain.arrays if isinstance(a, Array)}
+    values: dict[str, st.SearchStrategy[float]] = {}
+    for p in domain.params:
+        values[p.name] = param_values(p)
+        if extremes and p.extremes:
+            values[p.name] = st.one_of(values[p.name], st.sampled_from(p.extremes))
+    floor = {
+        d: max(
+            a.min_sizes.get(d, 1) if isinstance(a, Array) else 1
+            for a in domain.arrays
+            if d in a.dims
+        )
+        for d in dims
+    }
 
     @st.composite
     def draw_example(draw: Any) -> dict[str, Any]:
         bound: dict[str, int] = {}
         for d in dims:
-            given = (sizes or {}).get(d)
+            g = (sizes or {}).get(d)
             n = (
-                _resolve(draw, given)
-                if given is not None
+                _resolve(draw, g)
+                if g is not None
                 else draw(st.integers(floor[d], max(floor[d], max_size)))
             )
             if n < floor[d]:
@@ -372,16 +437,31 @@ def from_domain(
             bound[d] = n
         out: dict[str, Any] = {}
         for a in domain.arrays:
-            shape = tuple(bound[d] for d in a.dims)
+            layouts = a.layouts()
+            ds = layouts[0] if len(layouts) == 1 or draw(st.booleans()) else layouts[1]
+            shape = tuple(bound[d] for d in ds)
             size = int(np.prod(shape))
-            flat = draw(st.lists(entries[a.name], min_size=size, max_size=size))
-            out[a.name] = np.asarray(flat, dtype=np.float64).reshape(shape)
-        for p in domain.params:
-            v = (params or {}).get(p.name)
-            if v is None:
-                out[p.name] = draw(values[p.name])
+            if isinstance(a, Labels):
+                k = bound[a.classes] if a.classes is not None else None
+                out[a.name] = _labels(draw, size, k).reshape(shape)
+            elif a.simplex:
+                out[a.name] = _simplex(draw, shape)
             else:
-                out[p.name] = float(draw(v) if isinstance(v, st.SearchStrategy) else v)
+                flat = draw(st.lists(entries[a.name], min_size=size, max_size=size))
+                out[a.name] = np.asarray(flat, dtype=np.float64).reshape(shape)
+        left_out: set[str] = set()
+        for group in domain.exclusive:
+            named = [n for n in group if n in given]
+            keep = named[0] if named else draw(st.sampled_from(group))
+            left_out |= set(group) - {keep}
+        for p in domain.params:
+            if p.name in left_out:
+                continue
+            v = given.get(p.name)
+            if v is None:
+                out[p.name] = _param_value(p, draw(values[p.name]))
+            else:
+                out[p.name] = _param_value(p, draw(v) if isinstance(v, st.SearchStrategy) else v)
         return out
 
     return draw_example()

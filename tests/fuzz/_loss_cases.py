@@ -1408,9 +1408,10 @@ def _classes(case: Case) -> int:
 
 
 def names_arg(msg: str, arg: str) -> bool:
-    """The message names ``arg`` as a word (one-letter names: as the subject or after 'as')."""
+    """The message names ``arg`` as a word (one-letter names: as the subject, ``b must`` or
+    ``b: ...``, or after 'as')."""
     if len(arg) == 1:
-        return bool(re.search(rf"(^{arg} |\bas {arg}\b|\b{arg} must\b)", msg))
+        return bool(re.search(rf"(^{arg}[ :]|\bas {arg}\b|\b{arg} must\b)", msg))
     return bool(re.search(rf"(?<![\w.]){re.escape(arg)}(?!\w)", msg))
 
 

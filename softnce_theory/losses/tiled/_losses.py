@@ -9,15 +9,16 @@ from typing import Any, Literal, TypeVar
 
 import torch
 
+from softnce_theory.losses import domains as D
 from softnce_theory.losses._common import (
     Reduction,
     Similarity,
     Temperature,
     apply_scale,
     base_scale,
+    check_inputs,
     check_log_q,
     check_negative_mode,
-    check_query_key,
     check_reduction,
     check_similarity,
     check_tau,
@@ -304,7 +305,7 @@ def tiled_info_nce(
     ``negative_mode`` is only validated (it has no effect without negative keys), as in the
     dense function.
     """
-    check_query_key(query, positive_key, "query", "positive_key")
+    check_inputs(D.INFO_NCE, validate, query=query, positive_key=positive_key)
     t = check_tau(temperature, validate=validate)
     check_similarity(similarity)
     check_negative_mode(negative_mode)
@@ -345,7 +346,7 @@ def tiled_symmetric_info_nce(
 
     :func:`softnce_theory.losses.infonce.symmetric_info_nce` (same arguments and validation).
     """
-    check_query_key(a, b, "a", "b")
+    check_inputs(D.SYMMETRIC_INFO_NCE, validate, a=a, b=b)
     t = check_tau(temperature, validate=validate)
     check_similarity(similarity)
     check_reduction(reduction)
