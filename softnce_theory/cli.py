@@ -119,6 +119,10 @@ def run_command(args: argparse.Namespace) -> int:
             if debug:
                 traceback.print_exc()
             ck = getattr(args, "checkpoint", None)
+            if ck:  # a Ctrl-C between creating and renaming a temporary must not leave it
+                from softnce_theory.numerics.montecarlo.checkpoint import clean_stale_temps
+
+                clean_stale_temps(ck)
             kept = (
                 f"; checkpoint {ck} holds the last finished round (rerun with --resume)"
                 if ck and os.path.isfile(ck)

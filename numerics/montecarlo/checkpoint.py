@@ -129,11 +129,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, private: bool = F
     partial one (at worst a stray temporary, see :func:`clean_stale_temps`). ``private``: mode
     0600 (see :func:`write_temp`)."""
     target = Path(path)
-    tmp = write_temp(target, data, private=private)
+    tmp: Path | None = None
     try:
+        tmp = write_temp(target, data, private=private)
         os.replace(tmp, target)
     except BaseException:
-        _unlink_quietly(tmp)
+        if tmp is not None:
+            _unlink_quietly(tmp)
         raise
     fsync_dir(target.parent if str(target.parent) else Path("."))
 
