@@ -26,6 +26,7 @@ tensor checks import torch when a tensor is actually passed.
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -80,8 +81,6 @@ def _is_tensor(x: object) -> bool:
 
 def _is_number(x: object) -> bool:
     """A real Python or numpy number (``bool`` is not one)."""
-    import numbers
-
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and type(x).__name__ != "bool_"
 
 
@@ -139,8 +138,6 @@ class Param:
         tensor. Integer and bool tensors are refused."""
         name = self.name
         if self.integer:
-            import numbers
-
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(
                     f"{name} must be an integer {self.rule}, got {type(value).__name__} {value!r}"
@@ -234,11 +231,6 @@ class Array:
         short = tuple(d for d in self.dims if d not in self.optional)
         return (self.dims, short) if self.optional else (self.dims,)
 
-    def shape_rule(self) -> str:
-        shapes = " or ".join(_shape(ds) for ds in self.layouts())
-        ranks = " or ".join(f"{len(ds)}-D" for ds in self.layouts())
-        return f"{shapes} ({ranks})"
-
     def sample(self, rng: random.Random, sizes: Mapping[str, int]) -> list[Any]:
         """A nested list of one of the declared layouts (chosen at random when some dimensions
         are optional): entries from ``typical``, or, for a simplex array, rows of uniform
@@ -314,11 +306,16 @@ def _check_structure(a: Tensor, x: Any, bound: _Bound) -> None:
             raise ValueError(f"{name} must have an integer dtype, got {x.dtype}")
     elif dt not in a.dtypes:
         raise ValueError(f"{name} must have dtype {_words(a.dtypes)}, got {x.dtype}")
+    # labels whose dimensions are all bound already: name the exact shape, e.g. (3,)
+    exact = (
+        "(" + "".join(f"{bound.sizes[d][0]}," for d in a.dims) + ")"
+        if isinstance(a, Labels) and all(d in bound.sizes for d in a.dims)
+        else None
+    )
     dims = next((ds for ds in a.layouts() if len(ds) == x.dim()), None)
     if dims is None:
-        if isinstance(a, Labels) and all(d in bound.sizes for d in a.dims):
-            want = "(" + "".join(f"{bound.sizes[d][0]}," for d in a.dims) + ")"
-            raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+        if exact:
+            raise ValueError(f"{name} must have shape {exact}, got {tuple(x.shape)}")
         raise ValueError(f"{name} must have shape {_shape_rule(a)}, got shape {tuple(x.shape)}")
     for i, (d, n) in enumerate(zip(dims, x.shape, strict=True)):
         need = a.min_sizes.get(d, 1) if isinstance(a, Array) else 1
@@ -328,22 +325,21 @@ def _check_structure(a: Tensor, x: Any, bound: _Bound) -> None:
                 raise ValueError(
                     f"{name}: its dimensions named {d} must be equal, got shape {tuple(x.shape)}"
                 )
-            if isinstance(a, Labels):
-                want = "(" + "".join(f"{bound.sizes[e][0]}," for e in a.dims) + ")"
-                raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+            if exact:
+                raise ValueError(f"{name} must have shape {exact}, got {tuple(x.shape)}")
             raise ValueError(f"{name}: dimension {d} is {n} but {other} has {d} = {m}")
         if n < need:
             if i == 0 and need == 1:
                 raise ValueError(f"{name} must be a non-empty batch (dimension {d} has size 0)")
             raise ValueError(f"{name}: dimension {d} must be >= {need}, got {n}")
         bound.sizes.setdefault(d, (int(n), name))
-    if isinstance(a, Array) and not a.same_device:
-        pass
-    elif bound.device is None:
-        bound.device = (x.device, name)
-    elif x.device != bound.device[0]:
-        dev, ref = bound.device
-        raise ValueError(f"{name} must be on the same device as {ref} ({dev}), got {x.device}")
+    moved_by_the_loss = isinstance(a, Array) and not a.same_device
+    if not moved_by_the_loss:
+        if bound.device is None:
+            bound.device = (x.device, name)
+        elif x.device != bound.device[0]:
+            dev, ref = bound.device
+            raise ValueError(f"{name} must be on the same device as {ref} ({dev}), got {x.device}")
     if isinstance(a, Array) and a.dtype_of is not None and a.dtype_of in bound.dtypes:
         want = bound.dtypes[a.dtype_of]
         if x.dtype != want:
@@ -354,9 +350,10 @@ def _check_structure(a: Tensor, x: Any, bound: _Bound) -> None:
 
 
 def _shape_rule(a: Tensor) -> str:
-    if isinstance(a, Array):
-        return a.shape_rule()
-    return f"{_shape(a.dims)} ({len(a.dims)}-D)"
+    """``(B, V, D) or (B, D) (3-D or 2-D)``: the accepted layouts of ``a``."""
+    shapes = " or ".join(_shape(ds) for ds in a.layouts())
+    ranks = " or ".join(f"{len(ds)}-D" for ds in a.layouts())
+    return f"{shapes} ({ranks})"
 
 
 def _shape(dims: tuple[str, ...]) -> str:
@@ -448,6 +445,17 @@ class Domain:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.arrays) + tuple(p.name for p in self.params)
+
+    def min_sizes(self, *, required_only: bool = False) -> dict[str, int]:
+        """The least size of each dimension (the largest ``Array.min_sizes`` entry of the arrays
+        that have it; default 1), over every array or only the required ones."""
+        arrays = [a for a in self.arrays if a.required or not required_only]
+        return {
+            d: max(
+                a.min_sizes.get(d, 1) if isinstance(a, Array) else 1 for a in arrays if d in a.dims
+            )
+            for d in dims_of(arrays)
+        }
 
     def param(self, name: str) -> Param:
         for p in self.params:

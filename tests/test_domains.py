@@ -48,12 +48,7 @@ def _tensors(domain: Domain, point: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sizes(domain: Domain, rng: random.Random) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for a in domain.arrays:
-        for d in a.dims:
-            need = a.min_sizes.get(d, 1) if isinstance(a, Array) else 1
-            sizes[d] = max(sizes.get(d, 1), need + rng.randint(0, 2))
-    return sizes
+    return {d: floor + rng.randint(0, 2) for d, floor in domain.min_sizes().items()}
 
 
 def _point(domain: Domain, seed: int) -> dict[str, Any]:

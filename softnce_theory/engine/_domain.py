@@ -24,7 +24,7 @@ import random
 from typing import Any
 
 from softnce_theory.derivations import CheckConfig, LegRegistry, LegResult, Tally
-from softnce_theory.domain import Array, Domain, dims_of
+from softnce_theory.domain import Array, Domain
 from softnce_theory.registry import Family, resolve
 
 #: each dimension is drawn in [its declared minimum, minimum + SPAN]
@@ -32,14 +32,10 @@ SPAN = 3
 
 
 def _sizes(domain: Domain, rng: random.Random) -> dict[str, int]:
-    arrays = [a for a in domain.arrays if a.required]
-    out = {}
-    for d in dims_of(arrays):
-        floor = max(
-            a.min_sizes.get(d, 1) if isinstance(a, Array) else 1 for a in arrays if d in a.dims
-        )
-        out[d] = rng.randint(floor, floor + SPAN)
-    return out
+    return {
+        d: rng.randint(floor, floor + SPAN)
+        for d, floor in domain.min_sizes(required_only=True).items()
+    }
 
 
 def _check_loss(fn: Any, domain: Domain, point: dict[str, Any], tally: Tally, where: str) -> None:

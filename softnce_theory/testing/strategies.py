@@ -413,14 +413,7 @@ def from_domain(
         values[p.name] = param_values(p)
         if extremes and p.extremes:
             values[p.name] = st.one_of(values[p.name], st.sampled_from(p.extremes))
-    floor = {
-        d: max(
-            a.min_sizes.get(d, 1) if isinstance(a, Array) else 1
-            for a in domain.arrays
-            if d in a.dims
-        )
-        for d in dims
-    }
+    floor = domain.min_sizes()
 
     @st.composite
     def draw_example(draw: Any) -> dict[str, Any]:
